@@ -1,0 +1,171 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the QEMU test bench once and collect what the guest reports.
+#
+#   bench.sh [--flavor release|debug] [--mode tdp|legacy|shadow]
+#            [--run suite|demo|bench] [--nodes 2|4] [--filter REGEX]
+#            [--out DIR] [--timeout SECONDS]
+#
+# Builds (or reuses) the kernel, the module, the selftests and the
+# initramfs, boots a nested-KVM guest under TCG, and writes to DIR:
+# console.log (kernel console), results.log (guest output), tests/<name>.log,
+# dmesg.log, reports.log and summary ("PASSED FAILED SKIPPED"). Prints one
+# line per test. Exits non-zero when a test fails, the guest does not
+# finish, or the kernel printed a report (WARNING, BUG, lockdep, KASAN,
+# UBSAN, kmemleak, ...).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+flavor=release mode=tdp run=suite nodes=2 filter=. out= tmo=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--flavor) flavor=$2 ;;
+	--mode) mode=$2 ;;
+	--run) run=$2 ;;
+	--nodes) nodes=$2 ;;
+	--filter) filter=$2 ;;
+	--out) out=$2 ;;
+	--timeout) tmo=$2 ;;
+	*) die "unknown option $1" ;;
+	esac
+	shift 2
+done
+case $mode in tdp | legacy | shadow) ;; *) die "bad --mode $mode" ;; esac
+case $nodes in 2 | 4) ;; *) die "--nodes must be 2 or 4" ;; esac
+out=${out:-$KMC_ROOT/out/$flavor-$mode-$run}
+tmo=${tmo:-$([ "$flavor" = debug ] && echo 5400 || echo 2700)}
+
+kdir=$("$KMC_ROOT/scripts/build-kernel.sh" "$flavor")
+ksrc=$(readlink -f "$kdir/source")
+key=$(basename "$kdir")
+
+# The module, built apart for each kernel so flavors never share objects.
+build_module() {
+	local mo=$KMC_CACHE/module-$key
+	mkdir -p "$mo"
+	make -s -C "$kdir" M="$KMC_ROOT" MO="$mo" LLVM=1 modules >&2
+	echo "$mo/kvm_mmu_cache.ko"
+}
+
+# Upstream KVM selftests named in tests.list, plus the project's own.
+list_cmds() {
+	grep -vE '^\s*(#|$)' "$KMC_ROOT/selftests/tests.list" | awk '{ print $4 }' | sort -u
+}
+build_selftests() {
+	local st=$KMC_CACHE/selftests-$(basename "$ksrc") ours=() upstream=() c
+	for c in $(list_cmds); do
+		case $c in
+		sh) ;;
+		kmc_*) ours+=("$c") ;;
+		*) upstream+=("$st/$c") ;;
+		esac
+	done
+	mkdir -p "$st"
+	make -s -C "$ksrc/tools/testing/selftests/kvm" \
+		-f Makefile -f "$KMC_ROOT/selftests/kvm_mmu_cache.mk" \
+		OUTPUT="$st" KHDR_INCLUDES="-isystem $kdir/usr/include" \
+		EXTRA_CFLAGS=-static KMC_SELFTEST_DIR="$KMC_ROOT/selftests" \
+		KMC_SELFTESTS="${ours[*]}" -j"$(($(nproc) + 1))" \
+		"${upstream[@]}" kmc-selftests >&2
+	echo "$st ${ours[*]} $(for u in "${upstream[@]}"; do basename "$u"; done)"
+}
+
+build_initramfs() {	# ko selftest-dir binaries...
+	local ko=$1 st=$2 root=$out/initramfs b
+	shift 2
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,kmc/bin,kmc/modules,kmc/tests}
+	cp /bin/busybox "$root/bin/busybox"
+	for b in $("$root/bin/busybox" --list); do
+		[ "$b" = busybox ] || ln -s busybox "$root/bin/$b"
+	done
+	install -m 755 "$KMC_ROOT/selftests/bench/init" "$root/init"
+	cp "$KMC_ROOT"/selftests/bench/*.sh "$KMC_ROOT/selftests/tests.list" "$root/kmc/"
+	cp "$KMC_ROOT"/selftests/tests/*.sh "$root/kmc/tests/"
+	cp "$kdir/virt/lib/irqbypass.ko" "$kdir/arch/x86/kvm/kvm.ko" \
+		"$kdir/arch/x86/kvm/kvm-amd.ko" "$ko" "$root/kmc/modules/"
+	for b in "$@"; do cp "$st/$b" "$root/kmc/bin/"; done
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.gz"
+}
+
+boot() {
+	local mem=4096 smp numa=() i
+	# One vCPU per node, 4 GiB split evenly over the nodes.
+	smp=$nodes
+	for ((i = 0; i < nodes; i++)); do
+		numa+=(-object "memory-backend-ram,id=m$i,size=$((mem / nodes))M"
+			-numa "node,nodeid=$i,cpus=$i,memdev=m$i")
+	done
+	rm -f "$out/console.log" "$out/results.log"
+	log "booting $flavor kernel, mode=$mode run=$run nodes=$nodes (timeout ${tmo}s)"
+	local start rc=0
+	start=$(date +%s)
+	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
+		-cpu max -smp "$smp" -m "${mem}M" "${numa[@]}" \
+		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
+		-append "console=ttyS0 panic=-1 loglevel=6 kmc.mode=$mode kmc.run=$run kmc.filter=$filter" \
+		-display none -monitor none -no-reboot \
+		-serial "file:$out/console.log" -serial "file:$out/results.log" \
+		</dev/null >"$out/qemu.log" 2>&1 || rc=$?
+	echo $(($(date +%s) - start)) >"$out/boot-seconds"
+	[ $rc -eq 137 ] && echo "guest killed after ${tmo}s" >>"$out/qemu.log"
+	return 0
+}
+
+# Kernel reports, by their headers (the debug kernel mentions lockdep and
+# kmemleak in informational lines at every boot).
+REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|'\
+'possible circular locking|possible recursive locking|inconsistent lock state|'\
+'suspicious RCU usage|INFO: task .* blocked|KASAN:|UBSAN:|unreferenced object|'\
+'Call Trace:|scheduling while atomic|sleeping function called from invalid context'
+
+collect() {
+	local passed=0 failed=0 skipped=0 name res line
+	mkdir -p "$out/tests"
+	tr -d '\r' <"$out/results.log" >"$out/results.txt"
+	awk -v dir="$out/tests" '
+		/^@@@ BEGIN / { name = $3; gsub("/", "__", name); f = dir "/" name ".log"; printf "" > f; next }
+		/^@@@ END / { close(f); f = ""; next }
+		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
+		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; next }
+		/^@@@ ENDDMESG/ { close(f); f = ""; next }
+		f != "" { print > f }' "$out/results.txt"
+	while read -r line; do
+		set -- $line
+		name=$mode/$3 res=$4
+		case $res in
+		PASS) passed=$((passed + 1)) ;;
+		SKIP) skipped=$((skipped + 1)) ;;
+		*) failed=$((failed + 1)) ;;
+		esac
+		printf '%-4s %-60s %s\n' "$res" "$name" "${6#secs=}s"
+		if [ "$res" = FAIL ]; then
+			sed 's/^/    | /' "$out/tests/${3//\//__}.log" | tail -n 20
+		fi
+	done < <(grep '^@@@ END ' "$out/results.txt")
+	tr -d '\r' <"$out/console.log" | grep -E "$REPORTS" >"$out/reports.log" || true
+	[ -f "$out/kmemleak.log" ] && grep -E "$REPORTS" "$out/kmemleak.log" >>"$out/reports.log"
+	if [ -s "$out/reports.log" ]; then
+		failed=$((failed + 1))
+		printf '%-4s %-60s\n' FAIL "$mode/dmesg-reports ($(wc -l <"$out/reports.log") lines)"
+		sed 's/^/    | /' "$out/reports.log" | head -n 20
+	else
+		passed=$((passed + 1))
+		printf '%-4s %-60s\n' PASS "$mode/dmesg-reports"
+	fi
+	if ! grep -q '^@@@ DONE' "$out/results.txt"; then
+		failed=$((failed + 1))
+		printf '%-4s %-60s\n' FAIL "$mode/guest-finished (see $out/console.log)"
+		tail -n 30 "$out/console.log" | sed 's/^/    | /'
+	fi
+	echo "$passed $failed $skipped" >"$out/summary"
+	[ $failed -eq 0 ]
+}
+
+mkdir -p "$out"
+ko=$(build_module)
+read -r st bins < <(build_selftests)
+build_initramfs "$ko" "$st" $bins
+boot
+collect

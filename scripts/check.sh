@@ -1,0 +1,51 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The whole test suite (make check). Installs what it needs, builds the
+# release and debug bench kernels (cached), runs the static checks on the
+# host and the bench suite in every MMU configuration, and prints
+# "N passed, N failed" as its last line. Exits non-zero on any failure.
+#
+#   KMC_MODES="tdp legacy shadow"  MMU configurations (debug kernel)
+#   KMC_FILTER=<regex>             only tests whose name matches
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+
+modes=${KMC_MODES:-tdp legacy shadow}
+filter=${KMC_FILTER:-.}
+outdir=$KMC_ROOT/out/check
+rm -rf "$outdir"
+mkdir -p "$outdir"
+passed=0 failed=0 skipped=0
+start=$(date +%s)
+
+count() {	# summary-file
+	local p f s
+	read -r p f s <"$1" || { p=0 f=1 s=0; }
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+"$KMC_ROOT/scripts/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
+for flavor in release debug; do
+	if ! "$KMC_ROOT/scripts/build-kernel.sh" $flavor >/dev/null; then
+		echo "FAIL build/kernel-$flavor"
+		echo "$passed passed, $((failed + 1)) failed"
+		exit 1
+	fi
+done
+
+log "host checks"
+"$KMC_ROOT/scripts/lint.sh" --summary "$outdir/lint.summary"
+count "$outdir/lint.summary"
+
+for mode in $modes; do
+	log "bench: debug kernel, $mode"
+	"$KMC_ROOT/scripts/bench.sh" --flavor debug --mode "$mode" --run suite \
+		--filter "$filter" --out "$outdir/debug-$mode" || true
+	count "$outdir/debug-$mode/summary"
+done
+
+log "suite took $(($(date +%s) - start)) s; logs in $outdir"
+[ $skipped -gt 0 ] && echo "($skipped skipped)"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

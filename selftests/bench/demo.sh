@@ -1,0 +1,36 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The demo, inside the bench guest: demo.sh MODE
+. /kmc/lib.sh
+MODE=$1
+step() { echo; echo "### $*"; }
+
+step "NUMA nodes of the bench guest"
+for n in /sys/devices/system/node/node*; do
+	echo "$(basename $n): cpus $(cat $n/cpulist), $(awk '/MemTotal/ { print $4 " kB" }' $n/meminfo)"
+done
+
+step "load KVM ($MODE MMU) and kvm_mmu_cache"
+kvm_load "$MODE" || exit 1
+kmc_load || exit 1
+echo "kvm.tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) kvm_amd.npt=$(cat /sys/module/kvm_amd/parameters/npt)"
+grep -E '^(kvm_mmu_cache|kvm_amd|kvm|irqbypass) ' /proc/modules
+dmesg | grep kvm_mmu_cache
+
+step "/sys/kernel/debug/kvm_mmu_cache/"
+find /sys/kernel/debug/kvm_mmu_cache
+
+step "KVM page tables per node (SecPageTables) before the VM"
+grep SecPageTables /sys/devices/system/node/node*/meminfo
+
+step "run a VM that writes and verifies 64 MiB"
+kmc_vm_touch_test
+echo "exit status $?"
+
+step "unload kvm_mmu_cache and KVM"
+kmc_unload && echo "kvm_mmu_cache unloaded"
+kvm_unload && echo "KVM unloaded"
+echo "@@@ DMESG"
+dmesg
+echo "@@@ ENDDMESG"

@@ -1,0 +1,64 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run selftests/tests.list in one MMU configuration: run-suite.sh MODE FILTER
+#
+# Each line of the list is "PHASE NAME TIMEOUT COMMAND...". Tests of phase
+# "base" run with KVM alone, "module" with kvm_mmu_cache loaded, "both" in
+# each (the name gets a +kmc suffix with the module). A test passes on exit
+# 0, is skipped on 4 (KSFT_SKIP), and fails otherwise.
+. /kmc/lib.sh
+MODE=$1
+FILTER=$2
+
+run_test() {	# name timeout command...
+	name=$1; tmo=$2; shift 2
+	echo "$name" | grep -Eq "$FILTER" || return 0
+	echo "@@@ BEGIN $name"
+	start=$(date +%s)
+	timeout -s KILL "$tmo" "$@" </dev/null
+	rc=$?
+	end=$(date +%s)
+	case $rc in
+	0) res=PASS ;;
+	4) res=SKIP ;;
+	137) res=FAIL; echo "killed after ${tmo}s timeout" ;;
+	*) res=FAIL ;;
+	esac
+	echo "@@@ END $name $res rc=$rc secs=$((end - start))"
+}
+
+run_phase() {	# base|module
+	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
+		case "$1:$phase" in
+		base:base | base:both) run_test "$name" "$tmo" $cmd ;;
+		module:module) run_test "$name" "$tmo" $cmd ;;
+		module:both) run_test "$name+kmc" "$tmo" $cmd ;;
+		esac
+	done
+}
+
+if ! kvm_load "$MODE"; then
+	echo "@@@ BEGIN setup/kvm_load"; echo "@@@ END setup/kvm_load FAIL rc=1 secs=0"
+	exit 1
+fi
+echo "@@@ INFO kvm loaded: tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) npt=$(cat /sys/module/kvm_amd/parameters/npt)"
+run_phase base
+if kmc_load; then
+	run_phase module
+	kmc_loaded && kmc_unload
+else
+	echo "@@@ BEGIN setup/kmc_load"; echo "@@@ END setup/kmc_load FAIL rc=1 secs=0"
+fi
+kvm_unload
+
+# Reports that only show up later: kmemleak needs objects to age first.
+if [ -e /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak; sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	echo "@@@ KMEMLEAK"
+	cat /sys/kernel/debug/kmemleak
+fi
+echo "@@@ DMESG"
+dmesg
+echo "@@@ ENDDMESG"

@@ -52,13 +52,15 @@ build_module() {
 list_cmds() {
 	grep -vE '^\s*(#|$)' "$KMC_ROOT/selftests/tests.list" | awk '{ print $4 }' | sort -u
 }
+# Sets $st (output directory) and $bins (binaries for the initramfs).
 build_selftests() {
-	local st=$KMC_CACHE/selftests-$(basename "$ksrc") ours=() upstream=() c
+	local ours=() upstream=() c
+	st=$KMC_CACHE/selftests-$(basename "$ksrc")
 	for c in $(list_cmds); do
 		case $c in
 		sh) ;;
 		kmc_*) ours+=("$c") ;;
-		*) upstream+=("$st/$c") ;;
+		*) upstream+=("$c") ;;
 		esac
 	done
 	mkdir -p "$st"
@@ -67,8 +69,8 @@ build_selftests() {
 		OUTPUT="$st" KHDR_INCLUDES="-isystem $kdir/usr/include" \
 		EXTRA_CFLAGS=-static KMC_SELFTEST_DIR="$KMC_ROOT/selftests" \
 		KMC_SELFTESTS="${ours[*]}" -j"$(($(nproc) + 1))" \
-		"${upstream[@]}" kmc-selftests >&2
-	echo "$st ${ours[*]} $(for u in "${upstream[@]}"; do basename "$u"; done)"
+		"${upstream[@]/#/$st/}" kmc-selftests >&2
+	bins="${ours[*]} ${upstream[*]}"
 }
 
 build_initramfs() {	# ko selftest-dir binaries...
@@ -91,7 +93,8 @@ build_initramfs() {	# ko selftest-dir binaries...
 
 boot() {
 	local mem=4096 smp numa=() i
-	# One vCPU per node, 4 GiB split evenly over the nodes.
+	# One vCPU and one socket per node (a socket split over nodes makes
+	# the guest warn about its topology), 4 GiB split evenly.
 	smp=$nodes
 	for ((i = 0; i < nodes; i++)); do
 		numa+=(-object "memory-backend-ram,id=m$i,size=$((mem / nodes))M"
@@ -102,7 +105,7 @@ boot() {
 	local start rc=0
 	start=$(date +%s)
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
-		-cpu max -smp "$smp" -m "${mem}M" "${numa[@]}" \
+		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=6 kmc.mode=$mode kmc.run=$run kmc.filter=$filter" \
 		-display none -monitor none -no-reboot \
@@ -165,7 +168,7 @@ collect() {
 
 mkdir -p "$out"
 ko=$(build_module)
-read -r st bins < <(build_selftests)
+build_selftests
 build_initramfs "$ko" "$st" $bins
 boot
 collect

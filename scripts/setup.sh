@@ -12,7 +12,7 @@ set -euo pipefail
 
 BOOKWORM_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc cpio kmod
 rsync libelf-dev libssl-dev dwarves qemu-system-x86 busybox-static make gcc
-libc6-dev libnuma-dev xz-utils python3 perl git"
+libc6-dev libnuma-dev xz-utils python3 python3-ply python3-git perl git"
 BINDGEN_VERSION=0.72.1
 KSRC_SERIES=7.2
 

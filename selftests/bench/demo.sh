@@ -25,7 +25,7 @@ step "KVM page tables per node (SecPageTables) before the VM"
 grep SecPageTables /sys/devices/system/node/node*/meminfo
 
 step "run a VM that writes and verifies 64 MiB"
-kmc_vm_touch_test
+/kmc/bin/kmc_vm_touch_test
 echo "exit status $?"
 
 step "unload kvm_mmu_cache and KVM"

@@ -33,8 +33,10 @@ kmc_load() { insmod $KO/kvm_mmu_cache.ko "$@"; }
 kmc_unload() { rmmod kvm_mmu_cache; }
 kmc_loaded() { grep -q '^kvm_mmu_cache ' /proc/modules; }
 
-# Sum of KVM's secondary page-table pages over all nodes, in KiB.
+# Sum of KVM's secondary page-table pages over all nodes, in KiB, with the
+# per-CPU vmstat deltas folded first.
 sec_page_tables_kb() {
+	echo 1 >/proc/sys/vm/stat_refresh
 	cat /sys/devices/system/node/node*/meminfo |
 		awk '/SecPageTables/ { s += $4 } END { print s + 0 }'
 }

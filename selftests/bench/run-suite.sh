@@ -14,6 +14,9 @@ FILTER=$2
 run_test() {	# name timeout command...
 	name=$1; tmo=$2; shift 2
 	echo "$name" | grep -Eq "$FILTER" || return 0
+	# KVM selftests open their own ELF through argv[0]: give a full path.
+	bin=$(command -v "$1"); shift
+	set -- "$bin" "$@"
 	echo "@@@ BEGIN $name"
 	start=$(date +%s)
 	timeout -s KILL "$tmo" "$@" </dev/null

@@ -2,34 +2,444 @@
 
 //! Page-table page caches for the x86 KVM MMU.
 //!
-//! Loaded next to KVM, this module supplies the pages KVM's MMU builds its
-//! page tables from. Its state is visible under
-//! `/sys/kernel/debug/kvm_mmu_cache/`.
+//! Loaded next to KVM (with the seam in `patches/` applied), this module
+//! supplies the pages KVM's MMU builds its page tables from: each VM created
+//! while it is loaded gets, per vCPU, a page-table cache and a shadowed-info
+//! cache, and one eager-split cache, each a [`MmuMemoryCache`] whose unused
+//! pages are counted exactly in one global [`PercpuCounter`]. Counts are
+//! visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
+//! `Documentation/kvm_mmu_cache.rst`).
+//!
+//! Lock order: `Shared::vms`, then a VM's `vcpus`, then a cache's mutex (only
+//! debugfs takes all three; the fault path takes only its vCPU's cache mutex,
+//! then KVM's `mmu_lock`).
+
+#[path = "rust/bindings.rs"]
+mod bindings;
+#[path = "rust/mmu_memory_cache.rs"]
+mod mmu_memory_cache;
+#[path = "rust/percpu_counter.rs"]
+mod percpu_counter;
+#[path = "rust/provider.rs"]
+mod provider;
 
 use kernel::{
     debugfs,
-    prelude::*, //
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        static_lock_class,
+        Arc,
+        Mutex, //
+    }, //
+};
+use mmu_memory_cache::MmuMemoryCache;
+use percpu_counter::PercpuCounter;
+use provider::{
+    CacheTemplate,
+    CacheType,
+    Kvm,
+    KvmPage,
+    Node,
+    Provider,
+    Registration, //
 };
 
 module! {
     type: KvmMmuCache,
     name: "kvm_mmu_cache",
     authors: ["kvm_mmu_cache developers"],
-    description: "Reclaimable, NUMA-aware page-table page caches for the KVM MMU",
+    description: "Counted, NUMA-aware page-table page caches for the KVM MMU",
     license: "GPL",
+    params: {
+        capacity: u32 {
+            default: 4,
+            description: "Pages each cache holds at most (4..40; default 4, the most one fault takes)",
+        },
+    },
+}
+
+/// Pages one fault may take: one page table per level below the root
+/// (`PT64_ROOT_MAX_LEVEL - 1`), roots being allocated apart.
+const MIN_CAPACITY: u32 = 4;
+/// KVM's own cache size (`KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE`).
+const MAX_CAPACITY: u32 = 40;
+
+/// State shared by every VM bound to the module.
+#[pin_data]
+struct Shared {
+    /// Unused pages in all caches, exactly (see [`MmuMemoryCache`]).
+    unused_pages: Arc<PercpuCounter>,
+    /// Pages each cache holds at most.
+    capacity: i32,
+    /// Live VMs, for the recount and debugfs.
+    #[pin]
+    vms: Mutex<KVec<Arc<VmState>>>,
+    /// Numbers VMs in creation order.
+    next_vm_id: Atomic<u64>,
+    /// `/sys/kernel/debug/kvm_mmu_cache/vms/`.
+    vms_dir: debugfs::Dir,
+}
+
+/// A VM bound to the module.
+#[pin_data]
+struct VmState {
+    /// The module's number for the VM, in creation order.
+    id: u64,
+    /// The creating process.
+    pid: i32,
+    /// Numbers the VM's vCPUs in creation order.
+    next_vcpu_index: Atomic<u32>,
+    /// The eager-split cache (shadow MMU, nested rmaps).
+    #[pin]
+    split: MmuMemoryCache,
+    /// The VM's vCPUs with their debugfs files.
+    #[pin]
+    vcpus: Mutex<KVec<VcpuEntry>>,
+    /// `vms/<pid>-<id>/`.
+    dir: debugfs::Dir,
+    /// The module's shared state.
+    shared: Arc<Shared>,
+}
+
+/// A vCPU and the debugfs file that shows it.
+struct VcpuEntry {
+    vcpu: Arc<VcpuState>,
+    _file: Pin<KBox<debugfs::File<Arc<VcpuState>>>>,
+}
+
+/// A vCPU's caches.
+#[pin_data]
+struct VcpuState {
+    /// The vCPU's creation index within its VM.
+    index: u32,
+    /// The VM; the VM's list of vCPUs refers back until `vcpu_destroy()`.
+    vm: Arc<VmState>,
+    #[pin]
+    page_table: MmuMemoryCache,
+    #[pin]
+    shadowed_info: MmuMemoryCache,
+    /// How KVM initialises page-table pages, for allocations the cache
+    /// cannot serve.
+    page_table_init: u64,
+    /// As `page_table_init`, for shadowed-info pages.
+    shadowed_info_init: u64,
+}
+
+impl VcpuState {
+    fn cache(&self, ty: CacheType) -> &MmuMemoryCache {
+        match ty {
+            CacheType::PageTable => &self.page_table,
+            CacheType::ShadowedInfo => &self.shadowed_info,
+        }
+    }
+}
+
+/// A page initialised to `init` in every 64-bit word, allocated without
+/// sleeping: what KVM's own caches do when they are empty at allocation.
+fn atomic_page(init: u64) -> Option<KvmPage> {
+    // __GFP_ACCOUNT, which bindgen leaves out: charge the page to the VM's
+    // memory cgroup as KVM does.
+    let gfp = kernel::bindings::GFP_ATOMIC | (1 << kernel::bindings::___GFP_ACCOUNT_BIT);
+    // SAFETY: Allocating a page has no preconditions; KVM owns and frees it.
+    let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
+    let page = core::ptr::NonNull::new(addr as *mut u64)?;
+    if init != 0 {
+        for i in 0..(kernel::page::PAGE_SIZE / 8) {
+            // SAFETY: `page` is a fresh page of `PAGE_SIZE` bytes owned here.
+            unsafe { page.as_ptr().add(i).write(init) };
+        }
+    }
+    Some(page.cast())
+}
+
+/// The provider registered with KVM.
+struct CacheProvider {
+    shared: Arc<Shared>,
+}
+
+impl Provider for CacheProvider {
+    type Vm = VmState;
+    type Vcpu = VcpuState;
+
+    fn vm_init(&self, _kvm: &Kvm, split_template: &CacheTemplate) -> Result<Arc<VmState>> {
+        let shared = &self.shared;
+        let id = shared.next_vm_id.fetch_add(1, Relaxed);
+        let pid = kernel::current!().pid();
+        let name = CString::try_from_fmt(fmt!("{pid}-{id}"))?;
+        let vm = Arc::pin_init(
+            try_pin_init!(VmState {
+                id,
+                pid,
+                next_vcpu_index: Atomic::new(0),
+                split <- MmuMemoryCache::new(
+                    split_template,
+                    None,
+                    shared.capacity,
+                    shared.unused_pages.clone(),
+                    c"kvm_mmu_cache:split",
+                    static_lock_class!(),
+                )?,
+                vcpus <- new_mutex!(KVec::new()),
+                dir: shared.vms_dir.subdir(&name),
+                shared: shared.clone(),
+            }),
+            GFP_KERNEL,
+        )?;
+        shared.vms.lock().push(vm.clone(), GFP_KERNEL)?;
+        Ok(vm)
+    }
+
+    fn vm_destroy(&self, vm: Arc<VmState>) {
+        self.shared.vms.lock().retain(|v| v.id != vm.id);
+    }
+
+    fn vcpu_init(
+        &self,
+        vm: &Arc<VmState>,
+        templates: [&CacheTemplate; 2],
+    ) -> Result<Arc<VcpuState>> {
+        let shared = &vm.shared;
+        let mut vcpus = vm.vcpus.lock();
+        let index = vm.next_vcpu_index.fetch_add(1, Relaxed);
+        let [pt, si] = templates;
+        let vcpu = Arc::pin_init(
+            try_pin_init!(VcpuState {
+                index,
+                vm: vm.clone(),
+                page_table <- MmuMemoryCache::new(
+                    pt,
+                    None,
+                    shared.capacity,
+                    shared.unused_pages.clone(),
+                    c"kvm_mmu_cache:page_table",
+                    static_lock_class!(),
+                )?,
+                shadowed_info <- MmuMemoryCache::new(
+                    si,
+                    None,
+                    shared.capacity,
+                    shared.unused_pages.clone(),
+                    c"kvm_mmu_cache:shadowed_info",
+                    static_lock_class!(),
+                )?,
+                page_table_init: pt.init_value,
+                shadowed_info_init: si.init_value,
+            }),
+            GFP_KERNEL,
+        )?;
+        let name = CString::try_from_fmt(fmt!("vcpu{index}"))?;
+        let file = KBox::pin_init(
+            vm.dir.read_callback_file(&name, vcpu.clone(), &show_vcpu),
+            GFP_KERNEL,
+        )?;
+        vcpus.push(
+            VcpuEntry {
+                vcpu: vcpu.clone(),
+                _file: file,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(vcpu)
+    }
+
+    fn vcpu_destroy(&self, vcpu: Arc<VcpuState>) {
+        vcpu.vm.vcpus.lock().retain(|e| e.vcpu.index != vcpu.index);
+    }
+
+    fn topup(&self, vcpu: &VcpuState, ty: CacheType, min: i32) -> Result {
+        // SAFETY: KVM calls the vCPU callbacks from the vCPU's task, a topup
+        // always followed by a release in the same ioctl (see `Provider`),
+        // so this task owns the vCPU's caches.
+        unsafe { vcpu.cache(ty).topup_and_hold(min) }
+    }
+
+    fn alloc(&self, vcpu: &VcpuState, ty: CacheType, _nid: Node) -> Option<KvmPage> {
+        // SAFETY: As in `topup()`, this task owns the vCPU's caches.
+        unsafe { vcpu.cache(ty).alloc_held() }.or_else(|| {
+            atomic_page(match ty {
+                CacheType::PageTable => vcpu.page_table_init,
+                CacheType::ShadowedInfo => vcpu.shadowed_info_init,
+            })
+        })
+    }
+
+    fn release(&self, vcpu: &VcpuState) {
+        for ty in CacheType::ALL {
+            // SAFETY: As in `topup()`, this task owns the vCPU's caches.
+            unsafe { vcpu.cache(ty).release() };
+        }
+    }
+
+    fn split_topup(&self, vm: &VmState, min: i32) -> Result {
+        // SAFETY: KVM calls the split callbacks with `slots_lock` held, a
+        // split topup always followed by a split release under it, so the
+        // task holding `slots_lock` owns the split cache.
+        unsafe { vm.split.topup_and_hold(min) }
+    }
+
+    fn split_nr_free(&self, vm: &VmState) -> i32 {
+        // SAFETY: As in `split_topup()`.
+        unsafe { vm.split.nr_free_held() }
+    }
+
+    fn split_alloc(&self, vm: &VmState, _nid: Node) -> Option<KvmPage> {
+        // SAFETY: As in `split_topup()`.
+        unsafe { vm.split.alloc_held() }.or_else(|| atomic_page(0))
+    }
+
+    fn split_release(&self, vm: &VmState) {
+        // SAFETY: As in `split_topup()`.
+        unsafe { vm.split.release() };
+    }
+
+    fn split_page(
+        &self,
+        _vm: &VmState,
+        _nid: Node,
+        gfp: kernel::bindings::gfp_t,
+    ) -> Option<KvmPage> {
+        // SAFETY: Allocating a page has no preconditions; KVM owns and
+        // frees it.
+        let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
+        core::ptr::NonNull::new(addr as *mut c_void)
+    }
+}
+
+fn show_cache(
+    f: &mut core::fmt::Formatter<'_>,
+    name: &str,
+    c: &MmuMemoryCache,
+) -> core::fmt::Result {
+    writeln!(
+        f,
+        "{name}: free {} capacity {} topups {} allocs {} misses {}",
+        c.nr_free_racy(),
+        c.capacity(),
+        c.stats.topups.load(Relaxed),
+        c.stats.allocs.load(Relaxed),
+        c.stats.misses.load(Relaxed),
+    )
+}
+
+fn show_vcpu(vcpu: &Arc<VcpuState>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    show_cache(f, "page_table", &vcpu.page_table)?;
+    show_cache(f, "shadowed_info", &vcpu.shadowed_info)
+}
+
+impl Shared {
+    /// The unused cached pages, counted one cache at a time under each
+    /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
+    fn recount(&self) -> i64 {
+        let mut total = 0i64;
+        for vm in self.vms.lock().iter() {
+            total += i64::from(vm.split.nr_free());
+            for entry in vm.vcpus.lock().iter() {
+                for ty in CacheType::ALL {
+                    total += i64::from(entry.vcpu.cache(ty).nr_free());
+                }
+            }
+        }
+        total
+    }
+}
+
+fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    writeln!(f, "{}", shared.unused_pages.sum())
+}
+
+fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    writeln!(f, "{}", shared.recount())
+}
+
+fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    for vm in shared.vms.lock().iter() {
+        writeln!(
+            f,
+            "{}-{} pid {} vcpus {} split_free {}",
+            vm.pid,
+            vm.id,
+            vm.pid,
+            vm.vcpus.lock().len(),
+            vm.split.nr_free_racy()
+        )?;
+    }
+    Ok(())
 }
 
 /// The module's state, alive from `insmod` to `rmmod`.
+///
+/// Fields drop in declaration order: the registration first, so that no VM
+/// can bind any more (none is bound: each holds a reference on the module),
+/// then the debugfs files, then the directory and the shared state.
 struct KvmMmuCache {
-    /// `/sys/kernel/debug/kvm_mmu_cache/`, removed when dropped.
+    _registration: Pin<KBox<Registration<CacheProvider>>>,
+    _files: KVec<Pin<KBox<debugfs::File<Arc<Shared>>>>>,
+    _shared: Arc<Shared>,
     _debugfs: debugfs::Dir,
 }
 
 impl kernel::Module for KvmMmuCache {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let capacity = *module_parameters::capacity.value();
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            pr_err!("capacity={capacity} is outside {MIN_CAPACITY}..={MAX_CAPACITY}\n");
+            return Err(EINVAL);
+        }
         let debugfs = debugfs::Dir::new(c"kvm_mmu_cache");
-        pr_info!("loaded\n");
-        Ok(Self { _debugfs: debugfs })
+        let vms_dir = debugfs.subdir(c"vms");
+        let shared = Arc::pin_init(
+            try_pin_init!(Shared {
+                unused_pages: Arc::pin_init(PercpuCounter::new(static_lock_class!()), GFP_KERNEL)?,
+                // CAST: `capacity` is at most `MAX_CAPACITY`, checked above.
+                capacity: capacity as i32,
+                vms <- new_mutex!(KVec::new()),
+                next_vm_id: Atomic::new(0),
+                vms_dir,
+            }),
+            GFP_KERNEL,
+        )?;
+        let mut files = KVec::new();
+        files.push(
+            KBox::pin_init(
+                debugfs.read_callback_file(c"unused_pages", shared.clone(), &show_unused_pages),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                debugfs.read_callback_file(c"recount", shared.clone(), &show_recount),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            KBox::pin_init(
+                debugfs.read_callback_file(c"vm_list", shared.clone(), &show_vms),
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        // Last: VMs may bind as soon as the provider is registered.
+        let registration = Registration::new(
+            CacheProvider {
+                shared: shared.clone(),
+            },
+            module,
+        )?;
+        pr_info!("loaded, capacity {capacity}\n");
+        Ok(Self {
+            _registration: registration,
+            _files: files,
+            _shared: shared,
+            _debugfs: debugfs,
+        })
     }
 }
 

@@ -107,7 +107,7 @@ boot() {
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 kmc.mode=$mode kmc.run=$run kmc.filter=$filter" \
+		-append "console=ttyS0 panic=-1 loglevel=6 kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor" \
 		-display none -monitor none -no-reboot \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \
 		</dev/null >"$out/qemu.log" 2>&1 || rc=$?
@@ -136,7 +136,7 @@ collect() {
 		f != "" { print > f }' "$out/results.txt"
 	while read -r line; do
 		set -- $line
-		name=$mode/$3 res=$4
+		name=$flavor/$mode/$3 res=$4
 		case $res in
 		PASS) passed=$((passed + 1)) ;;
 		SKIP) skipped=$((skipped + 1)) ;;
@@ -151,15 +151,15 @@ collect() {
 	[ -f "$out/kmemleak.log" ] && grep -E "$REPORTS" "$out/kmemleak.log" >>"$out/reports.log"
 	if [ -s "$out/reports.log" ]; then
 		failed=$((failed + 1))
-		printf '%-4s %-60s\n' FAIL "$mode/dmesg-reports ($(wc -l <"$out/reports.log") lines)"
+		printf '%-4s %-60s\n' FAIL "$flavor/$mode/dmesg-reports ($(wc -l <"$out/reports.log") lines)"
 		sed 's/^/    | /' "$out/reports.log" | head -n 20
 	else
 		passed=$((passed + 1))
-		printf '%-4s %-60s\n' PASS "$mode/dmesg-reports"
+		printf '%-4s %-60s\n' PASS "$flavor/$mode/dmesg-reports"
 	fi
 	if ! grep -q '^@@@ DONE' "$out/results.txt"; then
 		failed=$((failed + 1))
-		printf '%-4s %-60s\n' FAIL "$mode/guest-finished (see $out/console.log)"
+		printf '%-4s %-60s\n' FAIL "$flavor/$mode/guest-finished (see $out/console.log)"
 		tail -n 30 "$out/console.log" | sed 's/^/    | /'
 	fi
 	echo "$passed $failed $skipped" >"$out/summary"

@@ -6,7 +6,8 @@
 # host and the bench suite in every MMU configuration, and prints
 # "N passed, N failed" as its last line. Exits non-zero on any failure.
 #
-#   KMC_MODES="tdp legacy shadow"  MMU configurations (debug kernel)
+#   KMC_MODES="tdp legacy shadow"  MMU configurations
+#   KMC_FLAVORS="debug release"    kernels to run the bench suite on
 #   KMC_FILTER=<regex>             only tests whose name matches
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -38,11 +39,13 @@ log "host checks"
 "$KMC_ROOT/scripts/lint.sh" --summary "$outdir/lint.summary"
 count "$outdir/lint.summary"
 
-for mode in $modes; do
-	log "bench: debug kernel, $mode"
-	"$KMC_ROOT/scripts/bench.sh" --flavor debug --mode "$mode" --run suite \
-		--filter "$filter" --out "$outdir/debug-$mode" || true
-	count "$outdir/debug-$mode/summary"
+for flavor in ${KMC_FLAVORS:-debug release}; do
+	for mode in $modes; do
+		log "bench: $flavor kernel, $mode MMU"
+		"$KMC_ROOT/scripts/bench.sh" --flavor "$flavor" --mode "$mode" --run suite \
+			--filter "$filter" --out "$outdir/$flavor-$mode" || true
+		count "$outdir/$flavor-$mode/summary"
+	done
 done
 
 log "suite took $(($(date +%s) - start)) s; logs in $outdir"

@@ -7,7 +7,7 @@
 
 KMC_PROGS := $(patsubst %,$(OUTPUT)/%,$(KMC_SELFTESTS))
 
-$(KMC_PROGS): $(OUTPUT)/%: $(KMC_SELFTEST_DIR)/%.c $(LIBKVM_OBJS)
+$(KMC_PROGS): $(OUTPUT)/%: $(KMC_SELFTEST_DIR)/%.c $(wildcard $(KMC_SELFTEST_DIR)/*.h) $(LIBKVM_OBJS)
 	$(CC) $(CFLAGS) -I$(CURDIR)/include -I$(CURDIR)/include/$(ARCH) \
 		$(CPPFLAGS) $(LDFLAGS) $(TARGET_ARCH) $< $(LIBKVM_OBJS) $(LDLIBS) -o $@
 

@@ -1,15 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run selftests/tests.list in one MMU configuration: run-suite.sh MODE FILTER
+# Run selftests/tests.list in one MMU configuration:
+#   run-suite.sh MODE FILTER FLAVOR
 #
 # Each line of the list is "PHASE NAME TIMEOUT COMMAND...". Tests of phase
 # "base" run with KVM alone, "module" with kvm_mmu_cache loaded, "both" in
-# each (the name gets a +kmc suffix with the module). A test passes on exit
-# 0, is skipped on 4 (KSFT_SKIP), and fails otherwise.
+# each (the name gets a +kmc suffix with the module). "PHASE:FLAVOR" runs
+# the test only on that kernel flavor (release or debug). A test passes on
+# exit 0, is skipped on 4 (KSFT_SKIP), and fails otherwise.
 . /kmc/lib.sh
 MODE=$1
 FILTER=$2
+FLAVOR=$3
 
 run_test() {	# name timeout command...
 	name=$1; tmo=$2; shift 2
@@ -33,6 +36,9 @@ run_test() {	# name timeout command...
 
 run_phase() {	# base|module
 	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
+		case $phase in
+		*:*) [ "${phase#*:}" = "$FLAVOR" ] || continue; phase=${phase%%:*} ;;
+		esac
 		case "$1:$phase" in
 		base:base | base:both) run_test "$name" "$tmo" $cmd ;;
 		module:module) run_test "$name" "$tmo" $cmd ;;

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A KVM MMU memory cache that counts its unused objects.
+//!
+//! C header: [`include/linux/kvm_types.h`](srctree/include/linux/kvm_types.h)
+//!
+//! Wraps a real `struct kvm_mmu_memory_cache`, filled and emptied with KVM's
+//! own helpers, so that every page the cache gains or loses is added to a
+//! shared [`PercpuCounter`] under the cache's own mutex: the sum of the
+//! counter over all caches is, exactly, the number of unused cached pages.
+//!
+//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The owner of a cache
+//! (a vCPU, or the task holding `slots_lock` for eager splits) holds the
+//! mutex from its topup to the end of the fault or split walk, taking
+//! `mmu_lock` in between; anyone else (debugfs, a shrinker) only locks a cache
+//! while holding no KVM lock, and a shrinker only ever trylocks it.
+
+use crate::{
+    bindings,
+    percpu_counter::PercpuCounter, //
+};
+use core::{
+    cell::UnsafeCell,
+    ptr::NonNull, //
+};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        LockClassKey, //
+    },
+    types::Opaque, //
+};
+
+/// Topup and allocation statistics of one cache.
+pub(crate) struct CacheStats {
+    /// Topups that added at least one object.
+    pub(crate) topups: Atomic<u64>,
+    /// Objects handed to KVM from the cache.
+    pub(crate) allocs: Atomic<u64>,
+    /// Objects KVM needed that the cache could not supply.
+    pub(crate) misses: Atomic<u64>,
+}
+
+impl CacheStats {
+    const fn new() -> Self {
+        Self {
+            topups: Atomic::new(0),
+            allocs: Atomic::new(0),
+            misses: Atomic::new(0),
+        }
+    }
+}
+
+/// A `struct kvm_mmu_memory_cache` of pages, guarded by its own mutex, whose
+/// object count is mirrored in a shared counter.
+///
+/// # Invariants
+///
+/// - `lock` is an initialised mutex; `cache` is only accessed with it held.
+/// - `cache` is a page cache (`kmem_cache` is NULL) of at most `capacity`
+///   objects.
+/// - Every change of `cache.nobjs` is added to `counter` while `lock` is
+///   held, so `counter` carries exactly this cache's `nobjs`.
+/// - `held` is true exactly while the cache's owner holds `lock` across calls,
+///   from [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`].
+#[pin_data(PinnedDrop)]
+pub(crate) struct MmuMemoryCache {
+    #[pin]
+    lock: Opaque<kernel::bindings::mutex>,
+    cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
+    capacity: i32,
+    counter: Arc<PercpuCounter>,
+    held: Atomic<bool>,
+    /// Statistics, for debugfs.
+    pub(crate) stats: CacheStats,
+}
+
+// SAFETY: The C cache is only touched with `lock` held (type invariants);
+// the rest is atomics and a shared reference to a `Sync` counter.
+unsafe impl Send for MmuMemoryCache {}
+// SAFETY: As for `Send`: shared access goes through `lock` or atomics.
+unsafe impl Sync for MmuMemoryCache {}
+
+impl MmuMemoryCache {
+    /// Creates an empty cache of `capacity` objects initialised as KVM
+    /// initialises the objects of `template` (zeroed, or filled with its
+    /// `init_value`), on `node` if given. `template` must be a page cache.
+    pub(crate) fn new(
+        template: &bindings::kvm_mmu_memory_cache,
+        node: Option<i32>,
+        capacity: i32,
+        counter: Arc<PercpuCounter>,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> Result<impl PinInit<Self, Error>> {
+        if !template.kmem_cache.is_null() || capacity <= 0 {
+            return Err(EINVAL);
+        }
+        let cache = bindings::kvm_mmu_memory_cache {
+            gfp_zero: template.gfp_zero,
+            gfp_custom: template.gfp_custom,
+            init_value: template.init_value,
+            has_node: node.is_some(),
+            node: node.unwrap_or(kernel::bindings::NUMA_NO_NODE),
+            ..Default::default()
+        };
+        // INVARIANT: a page cache that starts empty, counted as zero in
+        // `counter`; `held` starts false with `lock` unlocked.
+        Ok(try_pin_init!(Self {
+            lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
+                // SAFETY: `slot` is valid for writes and pinned; `name` and
+                // `key` are static, as lockdep requires.
+                unsafe { kernel::bindings::__mutex_init(slot, name.as_char_ptr(), key.as_ptr()) }
+            }),
+            cache: UnsafeCell::new(cache),
+            capacity,
+            counter,
+            held: Atomic::new(false),
+            stats: CacheStats::new(),
+        }))
+    }
+
+    fn lock(&self) {
+        // SAFETY: By the type invariants, `lock` is an initialised mutex.
+        unsafe { kernel::bindings::mutex_lock(self.lock.get()) };
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds `lock`, taken by `lock()` in this task.
+    unsafe fn unlock(&self) {
+        // SAFETY: The caller holds the initialised mutex `lock`.
+        unsafe { kernel::bindings::mutex_unlock(self.lock.get()) };
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds `lock`.
+    unsafe fn nobjs(&self) -> i32 {
+        // SAFETY: The caller holds `lock`, which guards `cache`.
+        unsafe { (*self.cache.get()).nobjs }
+    }
+
+    /// Frees every cached object; returns how many.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `lock`.
+    unsafe fn free_locked(&self) -> usize {
+        // SAFETY: The caller holds `lock`.
+        let nobjs = unsafe { self.nobjs() };
+        // SAFETY: `cache` is a valid cache, guarded by `lock` which the
+        // caller holds.
+        unsafe { bindings::kvm_mmu_free_memory_cache(self.cache.get()) };
+        // INVARIANT: the cache lost `nobjs` objects, under `lock`.
+        self.counter.add(-i64::from(nobjs));
+        nobjs as usize
+    }
+
+    /// Makes at least `min` objects available and keeps the cache locked for
+    /// its owner until [`Self::release`], so that nobody else can empty it
+    /// between the topup and the allocations that follow. May sleep.
+    ///
+    /// # Safety
+    ///
+    /// Only the cache's owner calls this, [`Self::alloc_held`] and
+    /// [`Self::release`], and always from the task that holds the cache
+    /// (the vCPU's task from a topup to the end of its fault).
+    pub(crate) unsafe fn topup_and_hold(&self, min: i32) -> Result {
+        if min > self.capacity {
+            return Err(EINVAL);
+        }
+        if !self.held.load(Relaxed) {
+            self.lock();
+            // INVARIANT: the owner now holds `lock` across calls.
+            self.held.store(true, Relaxed);
+        }
+        // SAFETY: The owner holds `lock` (`held` is true).
+        let before = unsafe { self.nobjs() };
+        // SAFETY: `cache` is a valid page cache, guarded by `lock`, which the
+        // owner holds; capacity never changes for a cache.
+        let ret =
+            unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), self.capacity, min) };
+        // SAFETY: As above.
+        let added = unsafe { self.nobjs() } - before;
+        // INVARIANT: the change in `nobjs` is counted under `lock`.
+        self.counter.add(i64::from(added));
+        if added > 0 {
+            self.stats.topups.add(1, Relaxed);
+        }
+        to_result(ret)
+    }
+
+    /// Pops an object for KVM, or returns `None` if the owner did not top the
+    /// cache up or it is empty. Never sleeps.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::topup_and_hold`].
+    pub(crate) unsafe fn alloc_held(&self) -> Option<NonNull<c_void>> {
+        // SAFETY: If `held` is true the owner, which is the caller by this
+        // function's safety contract, holds `lock`.
+        if !self.held.load(Relaxed) || unsafe { self.nobjs() } == 0 {
+            self.stats.misses.add(1, Relaxed);
+            return None;
+        }
+        // SAFETY: `cache` is valid and non-empty, and guarded by `lock`,
+        // which the caller holds.
+        let obj = unsafe { bindings::kvm_mmu_memory_cache_alloc(self.cache.get()) };
+        // INVARIANT: one object left the cache, under `lock`.
+        self.counter.add(-1);
+        self.stats.allocs.add(1, Relaxed);
+        NonNull::new(obj)
+    }
+
+    /// Ends what [`Self::topup_and_hold`] started; a no-op if it did not run.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::topup_and_hold`].
+    pub(crate) unsafe fn release(&self) {
+        if self.held.load(Relaxed) {
+            // INVARIANT: `held` is cleared before the owner drops `lock`.
+            self.held.store(false, Relaxed);
+            // SAFETY: `held` was true, so the owner (the caller) holds `lock`.
+            unsafe { self.unlock() };
+        }
+    }
+
+    /// Objects the owner may allocate now: zero unless it holds the cache.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::topup_and_hold`].
+    pub(crate) unsafe fn nr_free_held(&self) -> i32 {
+        if !self.held.load(Relaxed) {
+            return 0;
+        }
+        // SAFETY: `held` is true, so the owner (the caller) holds `lock`.
+        unsafe { self.nobjs() }
+    }
+
+    /// The exact number of cached objects, read under the cache's lock. May
+    /// sleep until the owner's fault is over.
+    pub(crate) fn nr_free(&self) -> i32 {
+        self.lock();
+        // SAFETY: `lock` is held, taken just above.
+        let nobjs = unsafe { self.nobjs() };
+        // SAFETY: `lock` was taken just above, in this task.
+        unsafe { self.unlock() };
+        nobjs
+    }
+
+    /// The number of cached objects, read without the lock: may be stale.
+    pub(crate) fn nr_free_racy(&self) -> i32 {
+        let cache = self.cache.get();
+        // SAFETY: `cache` is valid for the lifetime of `self`; a racy read of
+        // an `int`, as C's debug readers do with READ_ONCE().
+        unsafe { core::ptr::addr_of!((*cache).nobjs).read_volatile() }
+    }
+
+    /// The most objects the cache holds.
+    pub(crate) fn capacity(&self) -> i32 {
+        self.capacity
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for MmuMemoryCache {
+    fn drop(self: Pin<&mut Self>) {
+        // Nobody else can reach the cache any more; an owner that still held
+        // it would be a bug in the caller's teardown order.
+        if self.held.load(Relaxed) {
+            pr_warn!("cache dropped while held by its owner\n");
+            // SAFETY: `held` is true, so this task's owner holds `lock`
+            // (teardown runs in the owner's context).
+            unsafe { self.release() };
+        }
+        self.lock();
+        // SAFETY: `lock` is held, taken just above.
+        unsafe { self.free_locked() };
+        // SAFETY: `lock` was taken just above, in this task.
+        unsafe { self.unlock() };
+        // SAFETY: `lock` is initialised and unlocked, and never used again.
+        unsafe { kernel::bindings::mutex_destroy(self.lock.get()) };
+    }
+}

@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Supplying the page-table pages of KVM's x86 MMU.
+//!
+//! C header: [`arch/x86/include/asm/kvm_host.h`](srctree/arch/x86/include/asm/kvm_host.h)
+//!
+//! A [`Provider`] is registered with KVM through a [`Registration`]; KVM binds
+//! each VM created afterwards to it and calls it through a C ops table whose
+//! entries, defined here, turn the C calls into calls of the trait's safe
+//! methods on the provider's own VM and vCPU data.
+
+use crate::bindings;
+use core::{
+    ptr::NonNull, //
+};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
+    types::{
+        ForeignOwnable,
+        Opaque, //
+    },
+};
+
+/// The per-vCPU caches KVM asks a provider for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheType {
+    /// Page-table pages.
+    PageTable = 0,
+    /// Shadow paging's gfn/access arrays.
+    ShadowedInfo = 1,
+}
+
+impl CacheType {
+    /// Every cache type, in the order of the C enum.
+    pub(crate) const ALL: [CacheType; 2] = [CacheType::PageTable, CacheType::ShadowedInfo];
+
+    fn from_raw(raw: bindings::kvm_mmu_cache_type) -> Option<Self> {
+        match raw {
+            bindings::kvm_mmu_cache_type_KVM_MMU_CACHE_PAGE_TABLE => Some(Self::PageTable),
+            bindings::kvm_mmu_cache_type_KVM_MMU_CACHE_SHADOWED_INFO => Some(Self::ShadowedInfo),
+            _ => None,
+        }
+    }
+}
+
+/// A NUMA node, or none (`NUMA_NO_NODE` in C).
+pub(crate) type Node = Option<i32>;
+
+fn node_from_raw(nid: c_int) -> Node {
+    (nid >= 0).then_some(nid)
+}
+
+/// A page handed to KVM, which owns it from then on and frees it itself.
+pub(crate) type KvmPage = NonNull<c_void>;
+
+/// How KVM initialises the objects of one of its caches.
+pub(crate) type CacheTemplate = bindings::kvm_mmu_memory_cache;
+
+/// The KVM VM a provider's VM data belongs to; used only as an identity.
+#[repr(transparent)]
+pub(crate) struct Kvm(Opaque<bindings::kvm>);
+
+/// A supplier of page-table pages for the VMs bound to it.
+///
+/// KVM calls the vCPU methods from the vCPU's own task, one vCPU ioctl at a
+/// time (under `vcpu->mutex`), and every `topup()` is followed by a
+/// `release()` before the ioctl returns; the split methods run with
+/// `slots_lock` held, each `split_topup()` followed by `split_release()`.
+pub(crate) trait Provider: Sync + 'static {
+    /// Per-VM data.
+    type Vm: Send + Sync;
+    /// Per-vCPU data.
+    type Vcpu: Send + Sync;
+
+    /// A VM is being created, before any vCPU.
+    fn vm_init(&self, kvm: &Kvm, split_template: &CacheTemplate) -> Result<Arc<Self::Vm>>;
+    /// The VM is being destroyed, after all its vCPUs.
+    fn vm_destroy(&self, vm: Arc<Self::Vm>);
+    /// A vCPU of `vm` is being created.
+    fn vcpu_init(
+        &self,
+        vm: &Arc<Self::Vm>,
+        templates: [&CacheTemplate; 2],
+    ) -> Result<Arc<Self::Vcpu>>;
+    /// The vCPU is being destroyed.
+    fn vcpu_destroy(&self, vcpu: Arc<Self::Vcpu>);
+    /// Before a fault or root load, may sleep: keep `min` objects of `ty`
+    /// available until `release()`.
+    fn topup(&self, vcpu: &Self::Vcpu, ty: CacheType, min: i32) -> Result;
+    /// Under `mmu_lock`, never sleeps: an object of `ty` for memory on `nid`.
+    fn alloc(&self, vcpu: &Self::Vcpu, ty: CacheType, nid: Node) -> Option<KvmPage>;
+    /// The fault or root load that `topup()` prepared for is over.
+    fn release(&self, vcpu: &Self::Vcpu);
+    /// Shadow MMU eager split, may sleep: keep `min` pages available.
+    fn split_topup(&self, vm: &Self::Vm, min: i32) -> Result;
+    /// Under `mmu_lock`: pages `split_alloc()` can hand out now.
+    fn split_nr_free(&self, vm: &Self::Vm) -> i32;
+    /// Under `mmu_lock`, never sleeps: a page for a huge page on `nid`.
+    fn split_alloc(&self, vm: &Self::Vm, nid: Node) -> Option<KvmPage>;
+    /// The split walk that `split_topup()` prepared for is over.
+    fn split_release(&self, vm: &Self::Vm);
+    /// TDP MMU eager split, may sleep if `gfp` allows: a page for a huge
+    /// page on `nid`.
+    fn split_page(&self, vm: &Self::Vm, nid: Node, gfp: kernel::bindings::gfp_t)
+        -> Option<KvmPage>;
+}
+
+/// The provider KVM calls back; set while a [`Registration`] exists.
+///
+/// # Invariants
+///
+/// Points to the provider of the live [`Registration`] whenever KVM may call
+/// the ops table: KVM calls it only for VMs bound while registered, and
+/// each bound VM holds a reference on this module, so the registration
+/// (dropped at module exit) outlives them.
+struct ActiveProvider(core::sync::atomic::AtomicPtr<c_void>);
+
+static ACTIVE: ActiveProvider =
+    ActiveProvider(core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()));
+
+/// The registration of `P` with KVM; unregisters on drop.
+///
+/// # Invariants
+///
+/// `ops` is registered with KVM from `new()` until drop, and `ACTIVE` points
+/// to `provider` for that time.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<P: Provider> {
+    #[pin]
+    ops: Opaque<bindings::kvm_mmu_cache_provider>,
+    provider: Pin<KBox<P>>,
+}
+
+// SAFETY: The ops table is read-only once registered; `P` is `Sync`.
+unsafe impl<P: Provider> Send for Registration<P> {}
+// SAFETY: As for `Send`.
+unsafe impl<P: Provider> Sync for Registration<P> {}
+
+impl<P: Provider> Registration<P> {
+    /// Registers `provider` with KVM. Must be the last fallible step of
+    /// module init: VMs may bind as soon as it returns.
+    pub(crate) fn new(provider: P, module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
+        let provider = KBox::pin(provider, GFP_KERNEL)?;
+        let reg = KBox::pin_init(
+            try_pin_init!(Self {
+                ops <- Opaque::ffi_init(|slot: *mut bindings::kvm_mmu_cache_provider| {
+                    // SAFETY: `slot` is valid for writes.
+                    unsafe { slot.write(Self::OPS) };
+                    // SAFETY: As above; the owner is this module.
+                    unsafe { (*slot).owner = module.as_ptr().cast() };
+                }),
+                provider,
+            }),
+            GFP_KERNEL,
+        )?;
+        let active: *const P = &*reg.provider;
+        if ACTIVE
+            .0
+            .compare_exchange(
+                core::ptr::null_mut(),
+                active.cast_mut().cast(),
+                core::sync::atomic::Ordering::AcqRel,
+                core::sync::atomic::Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
+        // SAFETY: `ops` is a fully initialised, pinned ops table that stays
+        // registered until `drop()` unregisters it.
+        let ret = unsafe { bindings::kvm_mmu_cache_provider_register(reg.ops.get()) };
+        if let Err(e) = to_result(ret) {
+            ACTIVE
+                .0
+                .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
+        // INVARIANT: registered, and `ACTIVE` points to the provider.
+        Ok(reg)
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM through the ops table, which it uses only while the
+    /// registration is alive (see [`ActiveProvider`]).
+    unsafe fn active() -> &'static P {
+        let p = ACTIVE.0.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: By the `ActiveProvider` invariants and the caller's
+        // contract, `p` points to the live provider `P` of the registration.
+        unsafe { &*p.cast::<P>() }
+    }
+
+    /// # Safety
+    ///
+    /// `data` was returned by `vm_init()` and not yet passed to `vm_destroy()`.
+    unsafe fn vm<'a>(data: *mut c_void) -> ArcBorrow<'a, P::Vm> {
+        // SAFETY: By the caller's contract `data` came from `into_foreign()`
+        // and has not been reclaimed.
+        unsafe { <Arc<P::Vm> as ForeignOwnable>::borrow(data.cast()) }
+    }
+
+    /// # Safety
+    ///
+    /// `data` was returned by `vcpu_init()` and not yet passed to
+    /// `vcpu_destroy()`.
+    unsafe fn vcpu<'a>(data: *mut c_void) -> ArcBorrow<'a, P::Vcpu> {
+        // SAFETY: By the caller's contract `data` came from `into_foreign()`
+        // and has not been reclaimed.
+        unsafe { <Arc<P::Vcpu> as ForeignOwnable>::borrow(data.cast()) }
+    }
+
+    const OPS: bindings::kvm_mmu_cache_provider = bindings::kvm_mmu_cache_provider {
+        owner: core::ptr::null_mut(),
+        vm_init: Some(Self::vm_init_c),
+        vm_destroy: Some(Self::vm_destroy_c),
+        vcpu_init: Some(Self::vcpu_init_c),
+        vcpu_destroy: Some(Self::vcpu_destroy_c),
+        topup: Some(Self::topup_c),
+        alloc: Some(Self::alloc_c),
+        release: Some(Self::release_c),
+        split_topup: Some(Self::split_topup_c),
+        split_nr_free: Some(Self::split_nr_free_c),
+        split_alloc: Some(Self::split_alloc_c),
+        split_release: Some(Self::split_release_c),
+        split_page: Some(Self::split_page_c),
+    };
+
+    fn into_data<T: Send + Sync + 'static>(r: Result<Arc<T>>) -> *mut c_void {
+        match r {
+            Ok(arc) => arc.into_foreign().cast(),
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    fn page_ptr(page: Option<KvmPage>) -> *mut c_void {
+        page.map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn vm_init_c(
+        kvm: *mut bindings::kvm,
+        split_tmpl: *const bindings::kvm_mmu_memory_cache,
+    ) -> *mut c_void {
+        // SAFETY: KVM passes its live VM, valid for the duration of the call;
+        // `Kvm` is a transparent wrapper used only as an identity.
+        let kvm = unsafe { &*kvm.cast::<Kvm>() };
+        // SAFETY: KVM passes a valid cache, read-only here.
+        let tmpl = unsafe { &*split_tmpl };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::into_data(unsafe { Self::active() }.vm_init(kvm, tmpl))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn vm_destroy_c(vm: *mut c_void) {
+        // SAFETY: KVM passes the data `vm_init()` returned, once, at the end
+        // of the VM's life.
+        let vm = unsafe { <Arc<P::Vm> as ForeignOwnable>::from_foreign(vm.cast()) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.vm_destroy(vm);
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn vcpu_init_c(
+        vm: *mut c_void,
+        _vcpu: *mut bindings::kvm_vcpu,
+        tmpl: *const *const bindings::kvm_mmu_memory_cache,
+    ) -> *mut c_void {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: KVM passes an array of `KVM_MMU_NR_CACHE_TYPES` valid cache
+        // pointers, readable for the duration of the call.
+        let templates = unsafe { [&**tmpl.add(0), &**tmpl.add(1)] };
+        let vm: Arc<P::Vm> = vm.into();
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::into_data(unsafe { Self::active() }.vcpu_init(&vm, templates))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn vcpu_destroy_c(vcpu: *mut c_void) {
+        // SAFETY: KVM passes the data `vcpu_init()` returned, once, when the
+        // vCPU is destroyed.
+        let vcpu = unsafe { <Arc<P::Vcpu> as ForeignOwnable>::from_foreign(vcpu.cast()) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.vcpu_destroy(vcpu);
+    }
+
+    fn errno(r: Result) -> c_int {
+        match r {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn topup_c(
+        vcpu: *mut c_void,
+        ty: bindings::kvm_mmu_cache_type,
+        min: c_int,
+    ) -> c_int {
+        let Some(ty) = CacheType::from_raw(ty) else {
+            return EINVAL.to_errno();
+        };
+        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
+        let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::errno(unsafe { Self::active() }.topup(&vcpu, ty, min))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn alloc_c(
+        vcpu: *mut c_void,
+        ty: bindings::kvm_mmu_cache_type,
+        nid: c_int,
+    ) -> *mut c_void {
+        let ty = CacheType::from_raw(ty).unwrap_or(CacheType::PageTable);
+        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
+        let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: Called by KVM through the registered ops table.
+        let page = unsafe { Self::active() }.alloc(&vcpu, ty, node_from_raw(nid));
+        Self::page_ptr(page)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn release_c(vcpu: *mut c_void) {
+        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
+        let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.release(&vcpu);
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn split_topup_c(vm: *mut c_void, min: c_int) -> c_int {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::errno(unsafe { Self::active() }.split_topup(&vm, min))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn split_nr_free_c(vm: *mut c_void) -> c_int {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.split_nr_free(&vm)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn split_alloc_c(vm: *mut c_void, nid: c_int) -> *mut c_void {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::page_ptr(unsafe { Self::active() }.split_alloc(&vm, node_from_raw(nid)))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn split_release_c(vm: *mut c_void) {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.split_release(&vm);
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn split_page_c(
+        vm: *mut c_void,
+        nid: c_int,
+        gfp: kernel::bindings::gfp_t,
+    ) -> *mut c_void {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::page_ptr(unsafe { Self::active() }.split_page(&vm, node_from_raw(nid), gfp))
+    }
+}
+
+#[pinned_drop]
+impl<P: Provider> PinnedDrop for Registration<P> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: By the type invariants `ops` is registered. No VM is bound
+        // any more (each holds a reference on this module, and drop runs at
+        // module exit), and none can bind after this returns.
+        unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
+        ACTIVE
+            .0
+            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+    }
+}

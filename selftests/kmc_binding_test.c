@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * How VMs bind to kvm_mmu_cache.
+ *
+ *   kmc_binding_test bound    (module loaded) a VM created now is bound:
+ *                             rmmod is refused while it lives;
+ *   kmc_binding_test unbound  (module not loaded) a VM created before insmod
+ *                             keeps KVM's own caches, runs on while the
+ *                             module comes and goes, and never shows up in
+ *                             the module's counts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kmc_util.h"
+
+#define TEST_SLOT	10
+#define TEST_GPA	(1ULL << 32)
+#define TEST_PAGES	(8ULL << 20 >> 12)
+
+static void guest_code(uint64_t gva, uint64_t npages)
+{
+	uint64_t round, i;
+
+	for (round = 0;; round++) {
+		for (i = 0; i < npages; i++)
+			*(volatile uint64_t *)(gva + i * PAGE_SIZE) = round;
+		GUEST_SYNC(round);
+	}
+}
+
+static void run_round(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
+}
+
+static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
+				    TEST_SLOT, TEST_PAGES, 0);
+	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
+	vcpu_args_set(*vcpu, 2, TEST_GPA, TEST_PAGES);
+	return vm;
+}
+
+static int delete_module(const char *name)
+{
+	return syscall(__NR_delete_module, name, O_NONBLOCK);
+}
+
+static void insmod(void)
+{
+	int fd = open(KMC_KO, O_RDONLY | O_CLOEXEC);
+
+	TEST_ASSERT(fd >= 0, "open %s", KMC_KO);
+	TEST_ASSERT(!syscall(__NR_finit_module, fd, "", 0), "insmod %s", KMC_KO);
+	close(fd);
+}
+
+static void test_bound(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int r;
+
+	TEST_REQUIRE(kmc_loaded());
+	vm = create_vm(&vcpu);
+	run_round(vcpu);
+	TEST_ASSERT(kmc_vm_dir(), "the VM is not bound to the module");
+
+	r = delete_module("kvm_mmu_cache");
+	TEST_ASSERT(r == -1 && (errno == EBUSY || errno == EAGAIN),
+		    "rmmod with a bound VM: r = %d, errno = %d", r, errno);
+	printf("rmmod refused with %s while the VM lives\n",
+	       errno == EBUSY ? "EBUSY" : "EAGAIN (EWOULDBLOCK)");
+	TEST_ASSERT(kmc_loaded(), "module gone under a bound VM");
+
+	/* The VM is unharmed by the attempt. */
+	run_round(vcpu);
+	kvm_vm_free(vm);
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+}
+
+static void test_unbound(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	long before;
+
+	TEST_REQUIRE(!kmc_loaded());
+	vm = create_vm(&vcpu);
+	run_round(vcpu);
+
+	insmod();
+	TEST_ASSERT(kmc_loaded(), "module not loaded after insmod");
+	before = kmc_sec_page_tables_kb();
+	run_round(vcpu);
+	TEST_ASSERT(!kmc_vm_dir(), "a VM created before insmod was bound");
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+	TEST_ASSERT(kmc_sec_page_tables_kb() >= before,
+		    "the VM's page tables shrank while the module loaded");
+
+	/* Not bound, so the module is free to go while the VM runs on. */
+	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
+		    "rmmod with only an unbound VM: errno = %d", errno);
+	run_round(vcpu);
+	kvm_vm_free(vm);
+	printf("a VM created before insmod ran through insmod and rmmod untouched\n");
+}
+
+int main(int argc, char *argv[])
+{
+	TEST_ASSERT(argc == 2, "usage: %s bound|unbound", argv[0]);
+	if (!strcmp(argv[1], "bound"))
+		test_bound();
+	else if (!strcmp(argv[1], "unbound"))
+		test_unbound();
+	else
+		TEST_FAIL("unknown mode %s", argv[1]);
+	return 0;
+}

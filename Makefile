@@ -14,6 +14,7 @@
 #   make demo              the main job: build all, boot the QEMU bench, run VMs
 #   make check             the whole test suite; last line "N passed, N failed"
 #   make lint              rustfmt, clippy and checkpatch
+#   make bench             fault-path benchmark, module vs KVM's built-in caches
 #
 # Kbuild reads ./Kbuild; this file is only the user-facing entry point.
 
@@ -23,7 +24,7 @@ ENV := . $(CURDIR)/scripts/env.sh
 BENCH_KDIR = $$($(CURDIR)/scripts/build-kernel.sh $(FLAVOR))
 KDIR_CMD = kdir="$(or $(KDIR),$(BENCH_KDIR))" && [ -n "$$kdir" ]
 
-.PHONY: all module modules_install setup kernel demo check lint clean
+.PHONY: all module modules_install setup kernel demo check lint bench clean
 
 all: module
 
@@ -50,6 +51,9 @@ check:
 
 lint:
 	@scripts/lint.sh
+
+bench:
+	@scripts/benchmark.sh
 
 clean:
 	@$(ENV) && for d in $(KDIR) $$(ls -d $$KMC_CACHE/build-* 2>/dev/null); do \

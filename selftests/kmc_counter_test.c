@@ -48,6 +48,17 @@ static void *vcpu_run_once(void *arg)
 	return NULL;
 }
 
+static void dump_file(const char *path)
+{
+	char line[256];
+	FILE *f = fopen(path, "r");
+
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f))
+		printf("  %s: %s", path + strlen(KMC_DEBUGFS) + 1, line);
+	fclose(f);
+}
+
 /* Checks every cache line of every vCPU file of this VM; returns the sum. */
 static long check_vcpu_files(const char *vm_dir)
 {
@@ -113,6 +124,15 @@ int main(int argc, char *argv[])
 		       round, unused, recount, files);
 		TEST_ASSERT_EQ(unused, recount);
 		TEST_ASSERT(unused > 0, "no cached page after faults");
+	}
+
+	/* What an operator sees while the VM lives. */
+	dump_file(KMC_DEBUGFS "/vm_list");
+	for (i = 0; i < NR_VCPUS; i++) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/vcpu%d", vm_dir, i);
+		dump_file(path);
 	}
 
 	kvm_vm_free(vm);

@@ -28,6 +28,19 @@ step "run a VM that writes and verifies 64 MiB"
 /kmc/bin/kmc_vm_touch_test
 echo "exit status $?"
 
+step "a 2-vCPU VM faulting in 3 rounds: the module's counter of unused cached pages"
+echo "unused_pages before: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pages)"
+/kmc/bin/kmc_counter_test
+echo "exit status $?"
+echo "unused_pages after the VM: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pages)," \
+	"recount $(cat /sys/kernel/debug/kvm_mmu_cache/recount)"
+
+step "rmmod while a VM is bound is refused; a VM created before insmod is never bound"
+/kmc/bin/kmc_binding_test bound
+kmc_unload
+/kmc/bin/kmc_binding_test unbound
+kmc_load
+
 step "unload kvm_mmu_cache and KVM"
 kmc_unload && echo "kvm_mmu_cache unloaded"
 kvm_unload && echo "KVM unloaded"

@@ -1,0 +1,52 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fault-path benchmark inside the bench guest: bench.sh MODE [PAIRS]
+#
+# Interleaved A/B pairs: KVM's built-in caches (module not loaded when the
+# VM is created) against kvm_mmu_cache, in alternating order (ABBA) so that
+# drift over the run does not favour either. THP is off so that every 4 KiB
+# page takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|
+# module> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
+. /kmc/lib.sh
+MODE=$1
+PAIRS=${2:-5}
+MEM=64M
+B=/kmc/bin
+
+echo never >/sys/kernel/mm/transparent_hugepage/enabled
+kvm_load "$MODE" || exit 1
+
+# Seconds from a "label: 1.234567890s" line of a selftest's output.
+secs() { sed -n "s/^$1:[[:space:]]*\([0-9.]*\)s.*/\1/p" | head -n1; }
+
+run_one() {	# test vcpus variant pair
+	case $1 in
+	demand_paging) t=$($B/demand_paging_test -b $MEM -v "$2" 2>&1 | secs 'Total guest execution time') ;;
+	dirty_log_populate) t=$($B/dirty_log_perf_test -b $MEM -v "$2" -i 2 2>&1 | secs 'Populate memory time') ;;
+	esac
+	echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=${t:-nan}"
+}
+
+for test in demand_paging dirty_log_populate; do
+	for v in 1 2; do
+		for pair in $(seq 1 "$PAIRS"); do
+			if [ $((pair % 2)) = 1 ]; then order="builtin module"; else order="module builtin"; fi
+			for variant in $order; do
+				[ "$variant" = module ] && kmc_load
+				run_one $test "$v" "$variant" "$pair"
+				[ "$variant" = module ] && kmc_unload
+			done
+		done
+	done
+done
+
+# Unused cached pages per vCPU after faulting, with the module: the
+# counter test's per-round figures (2 vCPUs).
+kmc_load
+/kmc/bin/kmc_counter_test 2>&1 | sed -n 's/^round \([0-9]*\): unused_pages \([0-9]*\).*/@@@ FOOTPRINT round=\1 unused=\2 vcpus=2/p'
+kmc_unload
+kvm_unload
+echo "@@@ DMESG"
+dmesg
+echo "@@@ ENDDMESG"

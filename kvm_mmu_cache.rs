@@ -18,6 +18,8 @@
 mod bindings;
 #[path = "rust/mmu_memory_cache.rs"]
 mod mmu_memory_cache;
+#[path = "rust/module_param.rs"]
+mod module_param;
 #[path = "rust/percpu_counter.rs"]
 mod percpu_counter;
 #[path = "rust/provider.rs"]
@@ -56,12 +58,6 @@ module! {
     authors: ["kvm_mmu_cache developers"],
     description: "Counted, NUMA-aware page-table page caches for the KVM MMU",
     license: "GPL",
-    params: {
-        capacity: u32 {
-            default: 4,
-            description: "Pages each cache holds at most (4..40; default 4, the most one fault takes)",
-        },
-    },
 }
 
 /// Pages one fault may take: one page table per level below the root
@@ -69,6 +65,15 @@ module! {
 const MIN_CAPACITY: u32 = 4;
 /// KVM's own cache size (`KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE`).
 const MAX_CAPACITY: u32 = 40;
+
+module_param::ranged_u32_param!(
+    CAPACITY,
+    "capacity",
+    MIN_CAPACITY,
+    MAX_CAPACITY,
+    MIN_CAPACITY,
+    "Pages each cache holds at most (4..40, default 4: the most one fault takes)"
+);
 
 /// State shared by every VM bound to the module.
 #[pin_data]
@@ -386,17 +391,15 @@ struct KvmMmuCache {
 
 impl kernel::Module for KvmMmuCache {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let capacity = *module_parameters::capacity.value();
-        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-            pr_err!("capacity={capacity} is outside {MIN_CAPACITY}..={MAX_CAPACITY}\n");
-            return Err(EINVAL);
-        }
+        // Range-checked by the parameter itself: insmod fails with EINVAL.
+        let capacity = CAPACITY.get();
         let debugfs = debugfs::Dir::new(c"kvm_mmu_cache");
         let vms_dir = debugfs.subdir(c"vms");
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 unused_pages: Arc::pin_init(PercpuCounter::new(static_lock_class!()), GFP_KERNEL)?,
-                // CAST: `capacity` is at most `MAX_CAPACITY`, checked above.
+                // CAST: `capacity` is at most `MAX_CAPACITY`, enforced by the
+                // parameter.
                 capacity: capacity as i32,
                 vms <- new_mutex!(KVec::new()),
                 next_vm_id: Atomic::new(0),

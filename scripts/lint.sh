@@ -32,7 +32,7 @@ mapfile -t rs < <(cd "$KMC_ROOT" && git ls-files -co --exclude-standard '*.rs')
 result lint/rustfmt $? "$tmp/fmt"
 
 # clippy: a fresh build so that every file is linted; any warning fails.
-make -C "$kdir" M="$KMC_ROOT" MO="$tmp/clippy" LLVM=1 CLIPPY=1 W=1 modules \
+make -C "$kdir" M="$KMC_ROOT" MO="$tmp/mo" LLVM=1 CLIPPY=1 W=1 modules \
 	>"$tmp/clippy" 2>&1
 rc=$?
 grep -qiE 'warning|error' "$tmp/clippy" && rc=1

@@ -13,22 +13,24 @@
 #include <fcntl.h>
 #include <sys/syscall.h>
 
+#include <linux/sizes.h>
+
 #include "kvm_util.h"
 #include "processor.h"
 #include "ucall_common.h"
 #include "kmc_util.h"
 
 #define TEST_SLOT	10
-#define TEST_GPA	(1ULL << 32)
-#define TEST_PAGES	(8ULL << 20 >> 12)
+#define TEST_GPA	BIT_ULL(32)
+#define TEST_PAGES	(SZ_8M / PAGE_SIZE)
 
-static void guest_code(uint64_t gva, uint64_t npages)
+static void guest_code(u64 gva, u64 npages)
 {
-	uint64_t round, i;
+	u64 round, i;
 
 	for (round = 0;; round++) {
 		for (i = 0; i < npages; i++)
-			*(volatile uint64_t *)(gva + i * PAGE_SIZE) = round;
+			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
 		GUEST_SYNC(round);
 	}
 }

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <sys/prctl.h>
 
+#include <linux/sizes.h>
+
 #include "kvm_util.h"
 #include "processor.h"
 #include "ucall_common.h"
@@ -15,18 +17,18 @@
 
 #define NR_VCPUS	2
 #define TEST_SLOT	10
-#define TEST_GPA	(1ULL << 32)
-#define VCPU_MEM	(16ULL << 20)
-#define VCPU_PAGES	(VCPU_MEM >> 12)
+#define TEST_GPA	BIT_ULL(32)
+#define VCPU_MEM	SZ_16M
+#define VCPU_PAGES	(VCPU_MEM / PAGE_SIZE)
 #define ROUNDS		3
 
-static void guest_code(uint64_t gva, uint64_t npages)
+static void guest_code(u64 gva, u64 npages)
 {
-	uint64_t round, i;
+	u64 round, i;
 
 	for (round = 0;; round++) {
 		for (i = 0; i < npages; i++)
-			*(volatile uint64_t *)(gva + i * PAGE_SIZE) = round;
+			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
 		GUEST_SYNC(round);
 	}
 }

@@ -10,29 +10,31 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include <linux/sizes.h>
+
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
 #include "ucall_common.h"
 
 #define TEST_SLOT	10
-#define TEST_GPA	(1ULL << 32)
+#define TEST_GPA	BIT_ULL(32)
 #define TEST_GVA	TEST_GPA
-#define TEST_PAGES	(64ULL << 20 >> 12)	/* 64 MiB of 4 KiB pages */
+#define TEST_PAGES	(SZ_64M / PAGE_SIZE)
 
-static uint64_t pattern(uint64_t page)
+static u64 pattern(u64 page)
 {
 	return 0x6b6d6300000000ULL | page;
 }
 
-static void guest_code(uint64_t gva, uint64_t npages)
+static void guest_code(u64 gva, u64 npages)
 {
-	uint64_t i;
+	u64 i;
 
 	for (i = 0; i < npages; i++)
-		*(volatile uint64_t *)(gva + i * PAGE_SIZE) = pattern(i);
+		WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), pattern(i));
 	for (i = 0; i < npages; i++)
-		GUEST_ASSERT_EQ(*(volatile uint64_t *)(gva + i * PAGE_SIZE),
+		GUEST_ASSERT_EQ(READ_ONCE(*(u64 *)(gva + i * PAGE_SIZE)),
 				pattern(i));
 	GUEST_DONE();
 }
@@ -70,8 +72,8 @@ int main(int argc, char *argv[])
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct ucall uc;
-	uint64_t *host;
-	uint64_t i;
+	u64 *host;
+	u64 i;
 
 	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");

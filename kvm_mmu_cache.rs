@@ -10,9 +10,10 @@
 //! visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
-//! Lock order: `Shared::vms`, then a VM's `vcpus`, then a cache's mutex (only
-//! debugfs takes all three; the fault path takes only its vCPU's cache mutex,
-//! then KVM's `mmu_lock`).
+//! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
+//! cache's mutex. Only the debugfs recount takes a list and a cache lock
+//! together; the fault path takes only its vCPU's cache mutexes, then KVM's
+//! `mmu_lock`.
 
 #[path = "rust/bindings.rs"]
 mod bindings;
@@ -106,8 +107,10 @@ struct VmState {
     /// The VM's vCPUs with their debugfs files.
     #[pin]
     vcpus: Mutex<KVec<VcpuEntry>>,
-    /// `vms/<pid>-<id>/`.
-    dir: debugfs::Dir,
+    /// `vms/<name>/`: named after KVM's own `<pid>-<fd>` directory for the
+    /// VM, created when KVM creates that (before any vCPU).
+    #[pin]
+    dir: Mutex<Option<debugfs::Dir>>,
     /// The module's shared state.
     shared: Arc<Shared>,
 }
@@ -176,7 +179,6 @@ impl Provider for CacheProvider {
         let shared = &self.shared;
         let id = shared.next_vm_id.fetch_add(1, Relaxed);
         let pid = kernel::current!().pid();
-        let name = CString::try_from_fmt(fmt!("{pid}-{id}"))?;
         let vm = Arc::pin_init(
             try_pin_init!(VmState {
                 id,
@@ -191,7 +193,7 @@ impl Provider for CacheProvider {
                     static_lock_class!(),
                 )?,
                 vcpus <- new_mutex!(KVec::new()),
-                dir: shared.vms_dir.subdir(&name),
+                dir <- new_mutex!(None),
                 shared: shared.clone(),
             }),
             GFP_KERNEL,
@@ -202,6 +204,13 @@ impl Provider for CacheProvider {
 
     fn vm_destroy(&self, vm: Arc<VmState>) {
         self.shared.vms.lock().retain(|v| v.id != vm.id);
+    }
+
+    fn vm_debugfs(&self, vm: &VmState, kvm_dir_name: &CStr) {
+        let mut dir = vm.dir.lock();
+        if dir.is_none() {
+            *dir = Some(self.shared.vms_dir.subdir(kvm_dir_name));
+        }
     }
 
     fn vcpu_init(
@@ -239,10 +248,20 @@ impl Provider for CacheProvider {
             GFP_KERNEL,
         )?;
         let name = CString::try_from_fmt(fmt!("vcpu{index}"))?;
-        let file = KBox::pin_init(
-            vm.dir.read_callback_file(&name, vcpu.clone(), &show_vcpu),
-            GFP_KERNEL,
-        )?;
+        let mut dir = vm.dir.lock();
+        if dir.is_none() {
+            // KVM made no debugfs directory for the VM: name it ourselves.
+            let vm_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
+            *dir = Some(shared.vms_dir.subdir(&vm_name));
+        }
+        let file = match &*dir {
+            Some(dir) => KBox::pin_init(
+                dir.read_callback_file(&name, vcpu.clone(), &show_vcpu),
+                GFP_KERNEL,
+            )?,
+            None => return Err(ENOMEM),
+        };
+        drop(dir);
         vcpus.push(
             VcpuEntry {
                 vcpu: vcpu.clone(),
@@ -366,8 +385,7 @@ fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt
     for vm in shared.vms.lock().iter() {
         writeln!(
             f,
-            "{}-{} pid {} vcpus {} split_free {}",
-            vm.pid,
+            "vm {} pid {} vcpus {} split_free {}",
             vm.id,
             vm.pid,
             vm.vcpus.lock().len(),

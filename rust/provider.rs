@@ -81,6 +81,9 @@ pub(crate) trait Provider: Sync + 'static {
     fn vm_init(&self, kvm: &Kvm, split_template: &CacheTemplate) -> Result<Arc<Self::Vm>>;
     /// The VM is being destroyed, after all its vCPUs.
     fn vm_destroy(&self, vm: Arc<Self::Vm>);
+    /// KVM created the VM's debugfs directory, named `kvm_dir_name`
+    /// (`<pid>-<fd>`), before any vCPU. Not called without debugfs.
+    fn vm_debugfs(&self, vm: &Self::Vm, kvm_dir_name: &CStr);
     /// A vCPU of `vm` is being created.
     fn vcpu_init(
         &self,
@@ -218,6 +221,7 @@ impl<P: Provider> Registration<P> {
         owner: core::ptr::null_mut(),
         vm_init: Some(Self::vm_init_c),
         vm_destroy: Some(Self::vm_destroy_c),
+        vm_debugfs: Some(Self::vm_debugfs_c),
         vcpu_init: Some(Self::vcpu_init_c),
         vcpu_destroy: Some(Self::vcpu_destroy_c),
         topup: Some(Self::topup_c),
@@ -268,6 +272,25 @@ impl<P: Provider> Registration<P> {
         let vm = unsafe { <Arc<P::Vm> as ForeignOwnable>::from_foreign(vm.cast()) };
         // SAFETY: Called by KVM through the registered ops table.
         unsafe { Self::active() }.vm_destroy(vm);
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn vm_debugfs_c(vm: *mut c_void, dir: *mut kernel::bindings::dentry) {
+        if dir.is_null() {
+            return;
+        }
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: KVM passes its live debugfs directory for the VM, whose
+        // `d_name` is the active member of the union; debugfs entries are
+        // never renamed, so the name stays valid and NUL-terminated for the
+        // duration of the call.
+        let name = unsafe { CStr::from_char_ptr((*dir).__bindgen_anon_1.d_name.name.cast()) };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.vm_debugfs(&vm, name);
     }
 
     /// # Safety

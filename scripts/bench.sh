@@ -109,9 +109,11 @@ boot() {
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=6 kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor" \
 		-display none -monitor none -no-reboot \
+		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \
 		</dev/null >"$out/qemu.log" 2>&1 || rc=$?
 	echo $(($(date +%s) - start)) >"$out/boot-seconds"
+	echo "qemu exit status $rc after $(cat "$out/boot-seconds")s" >>"$out/qemu.log"
 	[ $rc -eq 137 ] && echo "guest killed after ${tmo}s" >>"$out/qemu.log"
 	return 0
 }
@@ -131,7 +133,7 @@ collect() {
 		/^@@@ BEGIN / { name = $3; gsub("/", "__", name); f = dir "/" name ".log"; printf "" > f; next }
 		/^@@@ END / { close(f); f = ""; next }
 		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
-		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; next }
+		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; printf "" > f; next }
 		/^@@@ ENDDMESG/ { close(f); f = ""; next }
 		f != "" { print > f }' "$out/results.txt"
 	while read -r line; do
@@ -160,6 +162,7 @@ collect() {
 	if ! grep -q '^@@@ DONE' "$out/results.txt"; then
 		failed=$((failed + 1))
 		printf '%-4s %-60s\n' FAIL "$flavor/$mode/guest-finished (see $out/console.log)"
+		sed 's/^/    | /' "$out/qemu.log"
 		tail -n 30 "$out/console.log" | sed 's/^/    | /'
 	fi
 	echo "$passed $failed $skipped" >"$out/summary"

@@ -61,6 +61,17 @@ static void dump_file(const char *path)
 	fclose(f);
 }
 
+/* The module's VM directory is named as KVM's own, so operators can match them. */
+static void check_named_as_kvm(const char *vm_dir)
+{
+	char kvm_dir[512];
+
+	snprintf(kvm_dir, sizeof(kvm_dir), "/sys/kernel/debug/kvm/%s",
+		 strrchr(vm_dir, '/') + 1);
+	TEST_ASSERT(!access(kvm_dir, F_OK), "%s has no match %s", vm_dir, kvm_dir);
+	printf("module's %s matches KVM's %s\n", vm_dir, kvm_dir);
+}
+
 /* Checks every cache line of every vCPU file of this VM; returns the sum. */
 static long check_vcpu_files(const char *vm_dir)
 {
@@ -111,6 +122,7 @@ int main(int argc, char *argv[])
 
 	vm_dir = kmc_vm_dir();
 	TEST_ASSERT(vm_dir, "no debugfs directory for pid %d", getpid());
+	check_named_as_kvm(vm_dir);
 
 	for (round = 0; round < ROUNDS; round++) {
 		for (i = 0; i < NR_VCPUS; i++)

@@ -38,6 +38,7 @@ use kernel::{
         },
         static_lock_class,
         Arc,
+        LockClassKey,
         Mutex, //
     }, //
 };
@@ -184,11 +185,8 @@ impl Provider for CacheProvider {
                 id,
                 pid,
                 next_vcpu_index: Atomic::new(0),
-                split <- MmuMemoryCache::new(
+                split <- shared.new_cache(
                     split_template,
-                    None,
-                    shared.capacity,
-                    shared.unused_pages.clone(),
                     c"kvm_mmu_cache:split",
                     static_lock_class!(),
                 )?,
@@ -226,19 +224,13 @@ impl Provider for CacheProvider {
             try_pin_init!(VcpuState {
                 index,
                 vm: vm.clone(),
-                page_table <- MmuMemoryCache::new(
+                page_table <- shared.new_cache(
                     pt,
-                    None,
-                    shared.capacity,
-                    shared.unused_pages.clone(),
                     c"kvm_mmu_cache:page_table",
                     static_lock_class!(),
                 )?,
-                shadowed_info <- MmuMemoryCache::new(
+                shadowed_info <- shared.new_cache(
                     si,
-                    None,
-                    shared.capacity,
-                    shared.unused_pages.clone(),
                     c"kvm_mmu_cache:shadowed_info",
                     static_lock_class!(),
                 )?,
@@ -357,6 +349,25 @@ fn show_vcpu(vcpu: &Arc<VcpuState>, f: &mut core::fmt::Formatter<'_>) -> core::f
 }
 
 impl Shared {
+    /// A cache of at most `capacity` pages, counted in `unused_pages`, its
+    /// objects initialised as KVM initialises those of `template`. Each kind
+    /// of cache passes its own lock class.
+    fn new_cache(
+        &self,
+        template: &CacheTemplate,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> Result<impl PinInit<MmuMemoryCache, Error>> {
+        MmuMemoryCache::new(
+            template,
+            None,
+            self.capacity,
+            self.unused_pages.clone(),
+            name,
+            key,
+        )
+    }
+
     /// The unused cached pages, counted one cache at a time under each
     /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
     fn recount(&self) -> i64 {
@@ -395,6 +406,22 @@ fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt
     Ok(())
 }
 
+/// A module-wide file `name` in `dir`, shown by `show`.
+fn global_file<F>(
+    dir: &debugfs::Dir,
+    name: &'static CStr,
+    shared: &Arc<Shared>,
+    show: &'static F,
+) -> Result<Pin<KBox<debugfs::File<Arc<Shared>>>>>
+where
+    F: Fn(&Arc<Shared>, &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
+{
+    KBox::pin_init(
+        dir.read_callback_file(name, shared.clone(), show),
+        GFP_KERNEL,
+    )
+}
+
 /// The module's state, alive from `insmod` to `rmmod`.
 ///
 /// Fields drop in declaration order: the registration first, so that no VM
@@ -426,27 +453,13 @@ impl kernel::Module for KvmMmuCache {
             GFP_KERNEL,
         )?;
         let mut files = KVec::new();
-        files.push(
-            KBox::pin_init(
-                debugfs.read_callback_file(c"unused_pages", shared.clone(), &show_unused_pages),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                debugfs.read_callback_file(c"recount", shared.clone(), &show_recount),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
-        files.push(
-            KBox::pin_init(
-                debugfs.read_callback_file(c"vm_list", shared.clone(), &show_vms),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
+        for file in [
+            global_file(&debugfs, c"unused_pages", &shared, &show_unused_pages)?,
+            global_file(&debugfs, c"recount", &shared, &show_recount)?,
+            global_file(&debugfs, c"vm_list", &shared, &show_vms)?,
+        ] {
+            files.push(file, GFP_KERNEL)?;
+        }
         // Last: VMs may bind as soon as the provider is registered.
         let registration = Registration::new(
             CacheProvider {

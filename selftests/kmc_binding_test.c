@@ -24,35 +24,9 @@
 #define TEST_GPA	BIT_ULL(32)
 #define TEST_PAGES	(SZ_8M / PAGE_SIZE)
 
-static void guest_code(u64 gva, u64 npages)
-{
-	u64 round, i;
-
-	for (round = 0;; round++) {
-		for (i = 0; i < npages; i++)
-			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
-		GUEST_SYNC(round);
-	}
-}
-
-static void run_round(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
-}
-
 static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu)
 {
-	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, kmc_guest_write_rounds);
 
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
 				    TEST_SLOT, TEST_PAGES, 0);
@@ -83,7 +57,7 @@ static void test_bound(void)
 
 	TEST_REQUIRE(kmc_loaded());
 	vm = create_vm(&vcpu);
-	run_round(vcpu);
+	kmc_run_round(vcpu);
 	TEST_ASSERT(kmc_vm_dir(), "the VM is not bound to the module");
 
 	r = delete_module("kvm_mmu_cache");
@@ -94,7 +68,7 @@ static void test_bound(void)
 	TEST_ASSERT(kmc_loaded(), "module gone under a bound VM");
 
 	/* The VM is unharmed by the attempt. */
-	run_round(vcpu);
+	kmc_run_round(vcpu);
 	kvm_vm_free(vm);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 }
@@ -107,12 +81,12 @@ static void test_unbound(void)
 
 	TEST_REQUIRE(!kmc_loaded());
 	vm = create_vm(&vcpu);
-	run_round(vcpu);
+	kmc_run_round(vcpu);
 
 	insmod();
 	TEST_ASSERT(kmc_loaded(), "module not loaded after insmod");
 	before = kmc_sec_page_tables_kb();
-	run_round(vcpu);
+	kmc_run_round(vcpu);
 	TEST_ASSERT(!kmc_vm_dir(), "a VM created before insmod was bound");
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
@@ -122,7 +96,7 @@ static void test_unbound(void)
 	/* Not bound, so the module is free to go while the VM runs on. */
 	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
 		    "rmmod with only an unbound VM: errno = %d", errno);
-	run_round(vcpu);
+	kmc_run_round(vcpu);
 	kvm_vm_free(vm);
 	printf("a VM created before insmod ran through insmod and rmmod untouched\n");
 }

@@ -22,31 +22,9 @@
 #define VCPU_PAGES	(VCPU_MEM / PAGE_SIZE)
 #define ROUNDS		3
 
-static void guest_code(u64 gva, u64 npages)
-{
-	u64 round, i;
-
-	for (round = 0;; round++) {
-		for (i = 0; i < npages; i++)
-			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
-		GUEST_SYNC(round);
-	}
-}
-
 static void *vcpu_run_once(void *arg)
 {
-	struct kvm_vcpu *vcpu = arg;
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	kmc_run_round(arg);
 	return NULL;
 }
 
@@ -113,7 +91,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 
-	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
+	vm = vm_create_with_vcpus(NR_VCPUS, kmc_guest_write_rounds, vcpus);
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
 				    VCPU_PAGES * NR_VCPUS, 0);
 	virt_map(vm, TEST_GPA, TEST_GPA, VCPU_PAGES * NR_VCPUS);

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvm_util.h"
+#include "processor.h"
 #include "test_util.h"
+#include "ucall_common.h"
 
 #define KMC_DEBUGFS "/sys/kernel/debug/kvm_mmu_cache"
 #define KMC_KO "/kmc/modules/kvm_mmu_cache.ko"
@@ -92,6 +95,34 @@ static inline long kmc_sec_page_tables_kb(void)
 		fclose(f);
 	}
 	return total;
+}
+
+/* Guest: write the round number to each of @npages pages at @gva, round after round. */
+static inline void kmc_guest_write_rounds(u64 gva, u64 npages)
+{
+	u64 round, i;
+
+	for (round = 0;; round++) {
+		for (i = 0; i < npages; i++)
+			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
+		GUEST_SYNC(round);
+	}
+}
+
+/* Host: run @vcpu through one round of kmc_guest_write_rounds(). */
+static inline void kmc_run_round(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
 }
 
 #endif /* KMC_UTIL_H */

@@ -16,6 +16,7 @@
 #include "processor.h"
 #include "test_util.h"
 #include "ucall_common.h"
+#include "kmc_util.h"
 
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
@@ -39,33 +40,6 @@ static void guest_code(u64 gva, u64 npages)
 	GUEST_DONE();
 }
 
-static long sec_page_tables_kb(void)
-{
-	char path[64], line[256];
-	long total = 0, kb;
-	int node;
-	FILE *f;
-
-	/* Fold the per-CPU vmstat deltas, or the node counts lag behind. */
-	f = fopen("/proc/sys/vm/stat_refresh", "w");
-	TEST_ASSERT(f, "open /proc/sys/vm/stat_refresh");
-	fputs("1", f);
-	fclose(f);
-
-	for (node = 0; node < 64; node++) {
-		snprintf(path, sizeof(path),
-			 "/sys/devices/system/node/node%d/meminfo", node);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "Node %*d SecPageTables: %ld kB", &kb) == 1)
-				total += kb;
-		fclose(f);
-	}
-	return total;
-}
-
 int main(int argc, char *argv[])
 {
 	long before, during;
@@ -78,7 +52,7 @@ int main(int argc, char *argv[])
 	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
 
-	before = sec_page_tables_kb();
+	before = kmc_sec_page_tables_kb();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
 				    TEST_SLOT, TEST_PAGES, 0);
@@ -100,7 +74,7 @@ int main(int argc, char *argv[])
 		TEST_ASSERT_EQ(host[i * PAGE_SIZE / sizeof(*host)], pattern(i));
 
 	/* One 4 KiB last-level table maps at most 2 MiB. */
-	during = sec_page_tables_kb();
+	during = kmc_sec_page_tables_kb();
 	printf("SecPageTables: %ld kB before the VM, %ld kB after faulting %llu MiB\n",
 	       before, during, TEST_PAGES * PAGE_SIZE >> 20);
 	TEST_ASSERT(during - before >= (long)(TEST_PAGES / 512 * 4),

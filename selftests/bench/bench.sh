@@ -3,11 +3,14 @@
 #
 # Fault-path benchmark inside the bench guest: bench.sh MODE [PAIRS]
 #
-# Interleaved A/B pairs: KVM's built-in caches (module not loaded when the
-# VM is created) against kvm_mmu_cache, in alternating order (ABBA) so that
-# drift over the run does not favour either. THP is off so that every 4 KiB
-# page takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|
-# module> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
+# Interleaved runs: KVM's built-in caches (module not loaded when the VM is
+# created), kvm_mmu_cache with its default capacity (4), and kvm_mmu_cache
+# with KVM's own capacity (40), which separates the cost of refilling a
+# small cache on most faults from the cost of the module's locking and
+# counting. The order reverses every other round (ABC CBA) so that drift
+# over the run favours no variant. THP is off so that every 4 KiB page
+# takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|module|
+# module40> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
 . /kmc/lib.sh
 MODE=$1
 PAIRS=${2:-5}
@@ -31,11 +34,18 @@ run_one() {	# test vcpus variant pair
 for test in demand_paging dirty_log_populate; do
 	for v in 1 2; do
 		for pair in $(seq 1 "$PAIRS"); do
-			if [ $((pair % 2)) = 1 ]; then order="builtin module"; else order="module builtin"; fi
+			if [ $((pair % 2)) = 1 ]; then
+				order="builtin module module40"
+			else
+				order="module40 module builtin"
+			fi
 			for variant in $order; do
-				[ "$variant" = module ] && kmc_load
+				case $variant in
+				module) kmc_load ;;
+				module40) kmc_load capacity=40 ;;
+				esac
 				run_one $test "$v" "$variant" "$pair"
-				[ "$variant" = module ] && kmc_unload
+				[ "$variant" = builtin ] || kmc_unload
 			done
 		done
 	done

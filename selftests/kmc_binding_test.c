@@ -3,7 +3,8 @@
  * How VMs bind to kvm_mmu_cache.
  *
  *   kmc_binding_test bound    (module loaded) a VM created now is bound:
- *                             rmmod is refused while it lives;
+ *                             rmmod is refused while it lives and
+ *                             succeeds once it is gone;
  *   kmc_binding_test unbound  (module not loaded) a VM created before insmod
  *                             keeps KVM's own caches, runs on while the
  *                             module comes and goes, and never shows up in
@@ -71,6 +72,13 @@ static void test_bound(void)
 	kmc_run_round(vcpu);
 	kvm_vm_free(vm);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+
+	/* With the VM gone the module unloads; load it back for what follows. */
+	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
+		    "rmmod after the VM is gone: errno = %d", errno);
+	TEST_ASSERT(!kmc_loaded(), "module still loaded after rmmod");
+	insmod();
+	printf("rmmod succeeded once the VM was gone\n");
 }
 
 static void test_unbound(void)

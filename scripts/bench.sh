@@ -10,7 +10,7 @@
 # Builds (or reuses) the kernel, the module, the selftests and the
 # initramfs, boots a nested-KVM guest under TCG, and writes to DIR:
 # console.log (kernel console), results.log (guest output), tests/<name>.log,
-# dmesg.log, reports.log and summary ("PASSED FAILED SKIPPED"). Prints one
+# dmesg.log, reports.log and summary ("PASSED FAILED SKIPPED FLAKY"). Prints one
 # line per test. Exits non-zero when a test fails, the guest does not
 # finish, or the kernel printed a report (WARNING, BUG, lockdep, KASAN,
 # UBSAN, kmemleak, ...).
@@ -131,11 +131,12 @@ REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|
 'Call Trace:|scheduling while atomic|sleeping function called from invalid context'
 
 collect() {
-	local passed=0 failed=0 skipped=0 name res line
+	local passed=0 failed=0 skipped=0 flaky=0 name res line log note
 	mkdir -p "$out/tests"
 	tr -d '\r' <"$out/results.log" >"$out/results.txt"
 	awk -v dir="$out/tests" '
 		/^@@@ BEGIN / { name = $3; gsub("/", "__", name); f = dir "/" name ".log"; printf "" > f; next }
+		/^@@@ RETRY / { close(f); f = dir "/" name ".retry.log"; printf "" > f; next }
 		/^@@@ END / { close(f); f = ""; next }
 		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
 		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; printf "" > f; next }
@@ -143,15 +144,25 @@ collect() {
 		f != "" { print > f }' "$out/results.txt"
 	while read -r line; do
 		set -- $line
-		name=$flavor/$mode/$3 res=$4
+		name=$flavor/$mode/$3 res=$4 log=$out/tests/${3//\//__}
 		case $res in
 		PASS) passed=$((passed + 1)) ;;
 		SKIP) skipped=$((skipped + 1)) ;;
 		*) failed=$((failed + 1)) ;;
 		esac
-		printf '%-4s %-60s %s\n' "$res" "$name" "${6#secs=}s"
+		note=
+		if [ "${7:-}" = tries=2 ] && [ "$res" != FAIL ]; then
+			flaky=$((flaky + 1))
+			note="  FLAKY: failed once ($log.log), then passed"
+		fi
+		printf '%-4s %-60s %s%s\n' "$res" "$name" "${6#secs=}s" "$note"
 		if [ "$res" = FAIL ]; then
-			sed 's/^/    | /' "$out/tests/${3//\//__}.log" | tail -n 20
+			if [ -f "$log.retry.log" ]; then
+				echo "    | first run (the second, below, failed too):"
+				sed 's/^/    | /' "$log.log" | tail -n 12
+				log=$log.retry
+			fi
+			sed 's/^/    | /' "$log.log" | tail -n 20
 		fi
 	done < <(grep '^@@@ END ' "$out/results.txt")
 	tr -d '\r' <"$out/console.log" | grep -E "$REPORTS" >"$out/reports.log" || true
@@ -172,7 +183,7 @@ collect() {
 		sed 's/^/    | /' "$out/qemu.log"
 		tail -n 30 "$out/console.log" | sed 's/^/    | /'
 	fi
-	echo "$passed $failed $skipped" >"$out/summary"
+	echo "$passed $failed $skipped $flaky" >"$out/summary"
 	[ $failed -eq 0 ]
 }
 

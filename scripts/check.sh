@@ -17,13 +17,14 @@ filter=${KMC_FILTER:-.}
 outdir=$KMC_ROOT/out/check
 rm -rf "$outdir"
 mkdir -p "$outdir"
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 flaky=0
 start=$(date +%s)
 
 count() {	# summary-file
-	local p f s
-	read -r p f s <"$1" || { p=0 f=1 s=0; }
+	local p f s k
+	read -r p f s k <"$1" || { p=0 f=1 s=0; }
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	flaky=$((flaky + ${k:-0}))
 }
 
 "$KMC_ROOT/scripts/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
@@ -50,5 +51,6 @@ done
 
 log "suite took $(($(date +%s) - start)) s; logs in $outdir"
 [ $skipped -gt 0 ] && echo "($skipped skipped)"
+[ $flaky -gt 0 ] && echo "($flaky flaky: failed once, passed when run again; grep FLAKY above)"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -26,10 +26,11 @@ for line in open(path, errors="replace"):
     m = re.match(r"@@@ BENCH (\S+) v=(\d+) variant=(\S+) pair=(\d+) secs=(\S+)", line)
     if m:
         t, v, var, pair, s = m.groups()
+        pair_runs = runs.setdefault((t, int(v)), {}).setdefault(int(pair), {})
         try:
-            runs.setdefault((t, int(v)), {}).setdefault(int(pair), {})[var] = float(s)
+            pair_runs[var] = float(s)
         except ValueError:
-            pass
+            pass  # killed or no figure: the round is left out below
     m = re.match(r"@@@ FOOTPRINT round=(\d+) unused=(\d+) vcpus=(\d+)", line)
     if m:
         foot.append(int(m.group(2)) / int(m.group(3)))
@@ -43,7 +44,9 @@ print(f"{'test':<20} {'vCPUs':>5} {'built-in':>9} {'module':>9} {'ratio':>7} {'m
 for (t, v), ps in sorted(runs.items()):
     full = [p for p in ps.values()
             if all(k in p for k in ("builtin", "module", "module40")) and p["builtin"] > 0]
+    dropped = len(ps) - len(full)
     if not full:
+        print(f"{t:<20} {v:>5}  no complete round ({dropped} incomplete)")
         continue
     ratios = [p["module"] / p["builtin"] for p in full]
     ratios40 = [p["module40"] / p["builtin"] for p in full]
@@ -51,7 +54,8 @@ for (t, v), ps in sorted(runs.items()):
     mo = statistics.median(p["module"] for p in full)
     m40 = statistics.median(p["module40"] for p in full)
     print(f"{t:<20} {v:>5} {b:>9.3f} {mo:>9.3f} {statistics.median(ratios):>7.3f} {m40:>9.3f} "
-          f"{statistics.median(ratios40):>8.3f}  " + " ".join(f"{r:.3f}" for r in ratios))
+          f"{statistics.median(ratios40):>8.3f}  " + " ".join(f"{r:.3f}" for r in ratios)
+          + (f"  ({dropped} incomplete rounds left out)" if dropped else ""))
 print("(built-in, module, module40: median seconds; ratio, ratio40: median of per-pair ratios)")
 print()
 if foot:

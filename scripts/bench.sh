@@ -112,7 +112,7 @@ boot() {
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor kmc.pairs=${KMC_PAIRS:-5}" \
+		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor kmc.pairs=${KMC_PAIRS:-6}" \
 		-display none -monitor none -no-reboot \
 		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \

@@ -7,13 +7,13 @@
 # created), kvm_mmu_cache with its default capacity (4), and kvm_mmu_cache
 # with KVM's own capacity (40), which separates the cost of refilling a
 # small cache on most faults from the cost of the module's locking and
-# counting. The order reverses every other round (ABC CBA) so that drift
-# over the run favours no variant. THP is off so that every 4 KiB page
+# counting. The order changes every round (see run_order) so that neither
+# drift over the run nor a run's position favours a variant. THP is off so that every 4 KiB page
 # takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|module|
 # module40> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
 . /kmc/lib.sh
 MODE=$1
-PAIRS=${2:-5}
+PAIRS=${2:-6}
 MEM=64M
 B=/kmc/bin
 
@@ -37,14 +37,23 @@ run_one() {	# test vcpus variant pair
 	echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=${t:-none}"
 }
 
+# The order of the three runs of round N: the six orders in turn, so that
+# over six rounds each variant runs twice in each position.
+run_order() {	# round
+	case $((($1 - 1) % 6)) in
+	0) echo "builtin module module40" ;;
+	1) echo "module40 module builtin" ;;
+	2) echo "module module40 builtin" ;;
+	3) echo "builtin module40 module" ;;
+	4) echo "module40 builtin module" ;;
+	5) echo "module builtin module40" ;;
+	esac
+}
+
 for test in demand_paging dirty_log_populate; do
 	for v in 1 2; do
 		for pair in $(seq 1 "$PAIRS"); do
-			if [ $((pair % 2)) = 1 ]; then
-				order="builtin module module40"
-			else
-				order="module40 module builtin"
-			fi
+			order=$(run_order "$pair")
 			for variant in $order; do
 				case $variant in
 				module) kmc_load ;;

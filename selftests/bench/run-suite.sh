@@ -30,10 +30,9 @@ attempt() {	# timeout command...
 
 # A test that fails is run once more, in a fresh process, so that a rare
 # fault of the emulated nested hardware (a nested guest that triple-faults
-# or stalls under TCG, seen about once in 130 runs without the module)
-# does not fail the suite on its own. The host reports a test that passes
-# only on its second run as FLAKY, with the first run's log; kernel
-# reports are never retried.
+# or stalls under TCG, seen without the module too) does not fail the
+# suite on its own. The host reports a test that passes only on its second
+# run as FLAKY, with the first run's log; kernel reports are never retried.
 run_test() {	# name timeout command...
 	name=$1; tmo=$2; shift 2
 	echo "$name" | grep -Eq "$FILTER" || return 0

@@ -131,12 +131,12 @@ REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|
 'Call Trace:|scheduling while atomic|sleeping function called from invalid context'
 
 collect() {
-	local passed=0 failed=0 skipped=0 flaky=0 name res line log note
+	local passed=0 failed=0 skipped=0 flaky=0 name res line log note tries
 	mkdir -p "$out/tests"
 	tr -d '\r' <"$out/results.log" >"$out/results.txt"
 	awk -v dir="$out/tests" '
 		/^@@@ BEGIN / { name = $3; gsub("/", "__", name); f = dir "/" name ".log"; printf "" > f; next }
-		/^@@@ RETRY / { close(f); f = dir "/" name ".retry.log"; printf "" > f; next }
+		/^@@@ RETRY / { close(f); f = dir "/" name ".retry" ++retry[name] ".log"; printf "" > f; next }
 		/^@@@ END / { close(f); f = ""; next }
 		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
 		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; printf "" > f; next }
@@ -151,16 +151,18 @@ collect() {
 		*) failed=$((failed + 1)) ;;
 		esac
 		note=
-		if [ "${7:-}" = tries=2 ] && [ "$res" != FAIL ]; then
+		tries=${7:-tries=1}; tries=${tries#tries=}
+		if [ "${tries:-1}" -gt 1 ] && [ "$res" != FAIL ]; then
 			flaky=$((flaky + 1))
-			note="  FLAKY: failed once ($log.log), then passed"
+			note="  FLAKY: failed $((tries - 1))x ($log*.log), then passed"
 		fi
 		printf '%-4s %-60s %s%s\n' "$res" "$name" "${6#secs=}s" "$note"
 		if [ "$res" = FAIL ]; then
-			if [ -f "$log.retry.log" ]; then
-				echo "    | first run (the second, below, failed too):"
+			if [ "${tries:-1}" -gt 1 ]; then
+				echo "    | failed all $tries runs; the first:"
 				sed 's/^/    | /' "$log.log" | tail -n 12
-				log=$log.retry
+				echo "    | the last:"
+				log=$log.retry$((tries - 1))
 			fi
 			sed 's/^/    | /' "$log.log" | tail -n 20
 		fi

@@ -112,7 +112,7 @@ boot() {
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor kmc.pairs=${KMC_PAIRS:-6}" \
+		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}" \
 		-display none -monitor none -no-reboot \
 		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \
@@ -151,14 +151,14 @@ collect() {
 		*) failed=$((failed + 1)) ;;
 		esac
 		note=
-		tries=${7:-tries=1}; tries=${tries#tries=}
-		if [ "${tries:-1}" -gt 1 ] && [ "$res" != FAIL ]; then
+		tries=${7:-tries=1} tries=${tries#tries=}
+		if [ "$tries" -gt 1 ] && [ "$res" != FAIL ]; then
 			flaky=$((flaky + 1))
 			note="  FLAKY: failed $((tries - 1))x ($log*.log), then passed"
 		fi
 		printf '%-4s %-60s %s%s\n' "$res" "$name" "${6#secs=}s" "$note"
 		if [ "$res" = FAIL ]; then
-			if [ "${tries:-1}" -gt 1 ]; then
+			if [ "$tries" -gt 1 ]; then
 				echo "    | failed all $tries runs; the first:"
 				sed 's/^/    | /' "$log.log" | tail -n 12
 				echo "    | the last:"

@@ -6,7 +6,7 @@
 # Prints the per-pair times, the median of each variant and the median of
 # the per-pair ratios (module / built-in; below 1 is faster). Figures only:
 # nothing here passes or fails on timing.
-#   KMC_PAIRS=6  KMC_MODE=tdp|legacy|shadow
+#   KMC_PAIRS=6 (the guest's default)  KMC_MODE=tdp|legacy|shadow
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -17,9 +17,9 @@ mkdir -p "$out"
 "$KMC_ROOT/scripts/bench.sh" --flavor release --mode "$mode" --run bench --out "$out" \
 	>"$out/bench.log" 2>&1 || true
 grep -E '^(PASS|FAIL)' "$out/bench.log" || true
-python3 - "$out/results.txt" "$mode" "${KMC_PAIRS:-6}" <<'PY'
+python3 - "$out/results.txt" "$mode" <<'PY'
 import re, statistics, sys
-path, mode, pairs = sys.argv[1], sys.argv[2], sys.argv[3]
+path, mode = sys.argv[1], sys.argv[2]
 runs = {}
 foot = []
 for line in open(path, errors="replace"):
@@ -34,6 +34,7 @@ for line in open(path, errors="replace"):
     m = re.match(r"@@@ FOOTPRINT round=(\d+) unused=(\d+) vcpus=(\d+)", line)
     if m:
         foot.append(int(m.group(2)) / int(m.group(3)))
+pairs = max((max(ps) for ps in runs.values()), default=0)
 print(f"kvm_mmu_cache fault-path benchmark: {mode} MMU, release kernel, nested KVM under TCG,")
 print(f"64 MiB per test, THP off, {pairs} interleaved rounds per row (the six orders of the three variants in turn)")
 print()

@@ -51,6 +51,6 @@ done
 
 log "suite took $(($(date +%s) - start)) s; logs in $outdir"
 [ $skipped -gt 0 ] && echo "($skipped skipped)"
-[ $flaky -gt 0 ] && echo "($flaky flaky: failed once, passed when run again; grep FLAKY above)"
+[ $flaky -gt 0 ] && echo "($flaky flaky: failed, then passed on a later run; grep FLAKY above)"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -8,8 +8,8 @@
 # with KVM's own capacity (40), which separates the cost of refilling a
 # small cache on most faults from the cost of the module's locking and
 # counting. The order changes every round (see run_order) so that neither
-# drift over the run nor a run's position favours a variant. THP is off so that every 4 KiB page
-# takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|module|
+# drift over the run nor a run's position favours a variant. THP is off so
+# that every 4 KiB page takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|module|
 # module40> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
 . /kmc/lib.sh
 MODE=$1

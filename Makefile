@@ -15,6 +15,7 @@
 #   make check             the whole test suite; last line "N passed, N failed"
 #   make lint              rustfmt, clippy and checkpatch
 #   make bench             fault-path benchmark, module vs KVM's built-in caches
+#   make mutants           run the suite against deliberately broken modules
 #
 # Kbuild reads ./Kbuild; this file is only the user-facing entry point.
 
@@ -24,7 +25,7 @@ ENV := . $(CURDIR)/scripts/env.sh
 BENCH_KDIR = $$($(CURDIR)/scripts/build-kernel.sh $(FLAVOR))
 KDIR_CMD = kdir="$(or $(KDIR),$(BENCH_KDIR))" && [ -n "$$kdir" ]
 
-.PHONY: all module modules_install setup kernel demo check lint bench clean
+.PHONY: all module modules_install setup kernel demo check lint bench mutants clean
 
 all: module
 
@@ -54,6 +55,9 @@ lint:
 
 bench:
 	@scripts/benchmark.sh
+
+mutants:
+	@scripts/mutants.sh
 
 clean:
 	@$(ENV) && for d in $(KDIR) $$(ls -d $$KMC_CACHE/build-* 2>/dev/null); do \

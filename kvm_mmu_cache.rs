@@ -12,7 +12,8 @@
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
 //! cache's mutex. Only the debugfs recount takes a list and a cache lock
-//! together; the fault path takes only its vCPU's cache mutexes, then KVM's
+//! together; vCPU and VM teardown take `vms` to fold their statistics into
+//! [`Shared::totals`] atomically with leaving the lists; the fault path takes only its vCPU's cache mutexes, then KVM's
 //! `mmu_lock`.
 
 #[path = "rust/bindings.rs"]
@@ -89,6 +90,9 @@ struct Shared {
     vms: Mutex<KVec<Arc<VmState>>>,
     /// Numbers VMs in creation order.
     next_vm_id: Atomic<u64>,
+    /// Statistics of VMs and vCPUs already destroyed, folded in under
+    /// `vms` so that [`Shared::totals`] is exact.
+    retired: Totals,
     /// `/sys/kernel/debug/kvm_mmu_cache/vms/`.
     vms_dir: debugfs::Dir,
 }
@@ -105,6 +109,8 @@ struct VmState {
     /// The eager-split cache (shadow MMU, nested rmaps).
     #[pin]
     split: MmuMemoryCache,
+    /// Pages handed to the TDP MMU's eager splits.
+    split_pages: Atomic<u64>,
     /// The VM's vCPUs with their debugfs files.
     #[pin]
     vcpus: Mutex<KVec<VcpuEntry>>,
@@ -114,6 +120,34 @@ struct VmState {
     dir: Mutex<Option<debugfs::Dir>>,
     /// The module's shared state.
     shared: Arc<Shared>,
+}
+
+/// Module-wide statistics since load, for `stats` in debugfs.
+struct Totals {
+    /// VMs that were bound.
+    vms: Atomic<u64>,
+    /// Cached pages handed to KVM.
+    allocs: Atomic<u64>,
+    /// Pages KVM needed that a cache could not supply.
+    misses: Atomic<u64>,
+    /// Pages handed to the TDP MMU's eager splits.
+    split_pages: Atomic<u64>,
+}
+
+impl Totals {
+    const fn new() -> Self {
+        Self {
+            vms: Atomic::new(0),
+            allocs: Atomic::new(0),
+            misses: Atomic::new(0),
+            split_pages: Atomic::new(0),
+        }
+    }
+
+    fn add_cache(&self, c: &MmuMemoryCache) {
+        self.allocs.add(c.stats.allocs.load(Relaxed), Relaxed);
+        self.misses.add(c.stats.misses.load(Relaxed), Relaxed);
+    }
 }
 
 /// A vCPU and the debugfs file that shows it.
@@ -190,6 +224,7 @@ impl Provider for CacheProvider {
                     c"kvm_mmu_cache:split",
                     static_lock_class!(),
                 )?,
+                split_pages: Atomic::new(0),
                 vcpus <- new_mutex!(KVec::new()),
                 dir <- new_mutex!(None),
                 shared: shared.clone(),
@@ -201,7 +236,15 @@ impl Provider for CacheProvider {
     }
 
     fn vm_destroy(&self, vm: Arc<VmState>) {
-        self.shared.vms.lock().retain(|v| v.id != vm.id);
+        let shared = &self.shared;
+        let mut vms = shared.vms.lock();
+        shared.retired.vms.add(1, Relaxed);
+        shared.retired.add_cache(&vm.split);
+        shared
+            .retired
+            .split_pages
+            .add(vm.split_pages.load(Relaxed), Relaxed);
+        vms.retain(|v| v.id != vm.id);
     }
 
     fn vm_debugfs(&self, vm: &VmState, kvm_dir_name: &CStr) {
@@ -265,6 +308,11 @@ impl Provider for CacheProvider {
     }
 
     fn vcpu_destroy(&self, vcpu: Arc<VcpuState>) {
+        let shared = &vcpu.vm.shared;
+        let _vms = shared.vms.lock();
+        for ty in CacheType::ALL {
+            shared.retired.add_cache(vcpu.cache(ty));
+        }
         vcpu.vm.vcpus.lock().retain(|e| e.vcpu.index != vcpu.index);
     }
 
@@ -316,14 +364,16 @@ impl Provider for CacheProvider {
 
     fn split_page(
         &self,
-        _vm: &VmState,
+        vm: &VmState,
         _nid: Node,
         gfp: kernel::bindings::gfp_t,
     ) -> Option<KvmPage> {
         // SAFETY: Allocating a page has no preconditions; KVM owns and
         // frees it.
         let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
-        core::ptr::NonNull::new(addr as *mut c_void)
+        let page = core::ptr::NonNull::new(addr as *mut c_void)?;
+        vm.split_pages.add(1, Relaxed);
+        Some(page)
     }
 }
 
@@ -334,9 +384,10 @@ fn show_cache(
 ) -> core::fmt::Result {
     writeln!(
         f,
-        "{name}: free {} capacity {} topups {} allocs {} misses {}",
+        "{name}: free {} capacity {} held {} topups {} allocs {} misses {}",
         c.nr_free_racy(),
         c.capacity(),
+        u8::from(c.is_held()),
         c.stats.topups.load(Relaxed),
         c.stats.allocs.load(Relaxed),
         c.stats.misses.load(Relaxed),
@@ -382,6 +433,30 @@ impl Shared {
         }
         total
     }
+
+    /// Statistics since load, exact whenever vCPUs are quiet:
+    /// `(vms_bound, allocs, misses, split_pages)`.
+    fn totals(&self) -> (u64, u64, u64, u64) {
+        let vms = self.vms.lock();
+        let r = &self.retired;
+        let (mut allocs, mut misses) = (r.allocs.load(Relaxed), r.misses.load(Relaxed));
+        let mut split_pages = r.split_pages.load(Relaxed);
+        let mut add = |c: &MmuMemoryCache| {
+            allocs += c.stats.allocs.load(Relaxed);
+            misses += c.stats.misses.load(Relaxed);
+        };
+        for vm in vms.iter() {
+            add(&vm.split);
+            split_pages += vm.split_pages.load(Relaxed);
+            for entry in vm.vcpus.lock().iter() {
+                for ty in CacheType::ALL {
+                    add(entry.vcpu.cache(ty));
+                }
+            }
+        }
+        let vms_bound = r.vms.load(Relaxed) + vms.len() as u64;
+        (vms_bound, allocs, misses, split_pages)
+    }
 }
 
 fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -392,15 +467,26 @@ fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core:
     writeln!(f, "{}", shared.recount())
 }
 
+fn show_stats(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let (vms_bound, allocs, misses, split_pages) = shared.totals();
+    writeln!(
+        f,
+        "vms_bound {vms_bound} allocs {allocs} misses {misses} split_pages {split_pages}"
+    )
+}
+
 fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     for vm in shared.vms.lock().iter() {
         writeln!(
             f,
-            "vm {} pid {} vcpus {} split_free {}",
+            "vm {} pid {} vcpus {} split_free {} split_allocs {} split_misses {} split_pages {}",
             vm.id,
             vm.pid,
             vm.vcpus.lock().len(),
-            vm.split.nr_free_racy()
+            vm.split.nr_free_racy(),
+            vm.split.stats.allocs.load(Relaxed),
+            vm.split.stats.misses.load(Relaxed),
+            vm.split_pages.load(Relaxed),
         )?;
     }
     Ok(())
@@ -448,6 +534,7 @@ impl kernel::Module for KvmMmuCache {
                 capacity: capacity as i32,
                 vms <- new_mutex!(KVec::new()),
                 next_vm_id: Atomic::new(0),
+                retired: Totals::new(),
                 vms_dir,
             }),
             GFP_KERNEL,
@@ -457,6 +544,7 @@ impl kernel::Module for KvmMmuCache {
             global_file(&debugfs, c"unused_pages", &shared, &show_unused_pages)?,
             global_file(&debugfs, c"recount", &shared, &show_recount)?,
             global_file(&debugfs, c"vm_list", &shared, &show_vms)?,
+            global_file(&debugfs, c"stats", &shared, &show_stats)?,
         ] {
             files.push(file, GFP_KERNEL)?;
         }

@@ -102,10 +102,17 @@ impl MmuMemoryCache {
         if !template.kmem_cache.is_null() || capacity <= 0 {
             return Err(EINVAL);
         }
+        // The `uninit_pages` mutant hands out pages filled with the
+        // complement of what KVM expects, as garbage would be.
+        let (gfp_zero, init_value) = if cfg!(kmc_mutant = "uninit_pages") {
+            (0, !template.init_value)
+        } else {
+            (template.gfp_zero, template.init_value)
+        };
         let cache = bindings::kvm_mmu_memory_cache {
-            gfp_zero: template.gfp_zero,
+            gfp_zero,
             gfp_custom: template.gfp_custom,
-            init_value: template.init_value,
+            init_value,
             has_node: node.is_some(),
             node: node.unwrap_or(kernel::bindings::NUMA_NO_NODE),
             ..Default::default()
@@ -183,10 +190,17 @@ impl MmuMemoryCache {
         }
         // SAFETY: The owner holds `lock` (`held` is true).
         let before = unsafe { self.nobjs() };
+        // Refill whenever the cache is below capacity, not only below `min`:
+        // a quiet cache then holds exactly `capacity` pages, which is what
+        // the counts in debugfs can be checked against.
+        let fill = if cfg!(kmc_mutant = "short_topup") {
+            self.capacity - 1
+        } else {
+            self.capacity
+        };
         // SAFETY: `cache` is a valid page cache, guarded by `lock`, which the
         // owner holds; capacity never changes for a cache.
-        let ret =
-            unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), self.capacity, min) };
+        let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
         let added = unsafe { self.nobjs() } - before;
         // INVARIANT: the change in `nobjs` is counted under `lock`.
@@ -214,7 +228,9 @@ impl MmuMemoryCache {
         // which the caller holds.
         let obj = unsafe { bindings::kvm_mmu_memory_cache_alloc(self.cache.get()) };
         // INVARIANT: one object left the cache, under `lock`.
-        self.counter.add(-1);
+        if !cfg!(kmc_mutant = "uncounted_alloc") {
+            self.counter.add(-1);
+        }
         self.stats.allocs.add(1, Relaxed);
         NonNull::new(obj)
     }
@@ -225,6 +241,9 @@ impl MmuMemoryCache {
     ///
     /// As for [`Self::topup_and_hold`].
     pub(crate) unsafe fn release(&self) {
+        if cfg!(kmc_mutant = "no_release") {
+            return;
+        }
         if self.held.load(Relaxed) {
             // INVARIANT: `held` is cleared before the owner drops `lock`.
             self.held.store(false, Relaxed);
@@ -263,6 +282,12 @@ impl MmuMemoryCache {
         // SAFETY: `cache` is valid for the lifetime of `self`; a racy read of
         // an `int`, as C's debug readers do with READ_ONCE().
         unsafe { core::ptr::addr_of!((*cache).nobjs).read_volatile() }
+    }
+
+    /// Whether the owner holds the cache (between a topup and its release):
+    /// a racy read, for debugfs.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.load(Relaxed)
     }
 
     /// The most objects the cache holds.

@@ -174,9 +174,14 @@ impl<P: Provider> Registration<P> {
         {
             return Err(EBUSY);
         }
-        // SAFETY: `ops` is a fully initialised, pinned ops table that stays
-        // registered until `drop()` unregisters it.
-        let ret = unsafe { bindings::kvm_mmu_cache_provider_register(reg.ops.get()) };
+        let ret = if cfg!(kmc_mutant = "no_bind") {
+            // The `no_bind` mutant never registers: no VM ever binds.
+            0
+        } else {
+            // SAFETY: `ops` is a fully initialised, pinned ops table that
+            // stays registered until `drop()` unregisters it.
+            unsafe { bindings::kvm_mmu_cache_provider_register(reg.ops.get()) }
+        };
         if let Err(e) = to_result(ret) {
             ACTIVE
                 .0
@@ -440,10 +445,12 @@ impl<P: Provider> Registration<P> {
 #[pinned_drop]
 impl<P: Provider> PinnedDrop for Registration<P> {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariants `ops` is registered. No VM is bound
-        // any more (each holds a reference on this module, and drop runs at
-        // module exit), and none can bind after this returns.
-        unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
+        if !cfg!(kmc_mutant = "no_bind") {
+            // SAFETY: By the type invariants `ops` is registered. No VM is
+            // bound any more (each holds a reference on this module, and drop
+            // runs at module exit), and none can bind after this returns.
+            unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
+        }
         ACTIVE
             .0
             .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);

@@ -3,10 +3,12 @@
 #
 # Boot the QEMU test bench once and collect what the guest reports.
 #
-#   bench.sh [--flavor release|debug] [--mode tdp|legacy|shadow]
-#            [--run suite|demo|bench] [--nodes 2|4] [--filter REGEX]
-#            [--out DIR] [--timeout SECONDS]
+#   bench.sh [--flavor release|debug] [--mode MODE[,MODE...]]
+#            [--run suite|demo|bench|mutants] [--nodes 2|4] [--filter REGEX]
+#            [--out DIR] [--timeout SECONDS] [--mutants "NAME..."]
 #
+# MODE is tdp, legacy or shadow; a suite run takes several, each run in the
+# same boot with KVM reloaded (see selftests/bench/run-suite.sh).
 # Builds (or reuses) the kernel, the module, the selftests and the
 # initramfs, boots a nested-KVM guest under TCG, and writes to DIR:
 # console.log (kernel console), results.log (guest output), tests/<name>.log,
@@ -17,7 +19,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=release mode=tdp run=suite nodes=2 filter=. out= tmo=
+flavor=release mode=tdp run=suite nodes=2 filter=. out= tmo= mutants=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--flavor) flavor=$2 ;;
@@ -27,24 +29,29 @@ while [ $# -gt 0 ]; do
 	--filter) filter=$2 ;;
 	--out) out=$2 ;;
 	--timeout) tmo=$2 ;;
+	--mutants) mutants=$2 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift 2
 done
-case $mode in tdp | legacy | shadow) ;; *) die "bad --mode $mode" ;; esac
+for m in ${mode//,/ }; do
+	case $m in tdp | legacy | shadow) ;; *) die "bad --mode $mode" ;; esac
+done
 case $nodes in 2 | 4) ;; *) die "--nodes must be 2 or 4" ;; esac
-out=${out:-$KMC_ROOT/out/$flavor-$mode-$run}
+out=${out:-$KMC_ROOT/out/$flavor-${mode//,/-}-$run}
 tmo=${tmo:-$([ "$flavor" = debug ] && echo 5400 || echo 2700)}
 
 kdir=$("$KMC_ROOT/scripts/build-kernel.sh" "$flavor")
 ksrc=$(readlink -f "$kdir/source")
 key=$(basename "$kdir")
 
-# The module, built apart for each kernel so flavors never share objects.
-build_module() {
-	local mo=$KMC_CACHE/module-$key
+# The module, built apart for each kernel (and mutant) so that builds
+# never share objects.
+build_module() {	# [mutant]
+	local mo=$KMC_CACHE/module-$key${1:+-mutant-$1}
 	mkdir -p "$mo"
-	make -s -C "$kdir" M="$KMC_ROOT" MO="$mo" LLVM=1 modules >&2
+	make -s -C "$kdir" M="$KMC_ROOT" MO="$mo" LLVM=1 ${1:+KMC_MUTANT=$1} modules >&2 ||
+		die "module build failed${1:+ (mutant $1)}"
 	echo "$mo/kvm_mmu_cache.ko"
 }
 
@@ -69,7 +76,7 @@ build_selftests() {
 		OUTPUT="$st" KHDR_INCLUDES="-isystem $kdir/usr/include" \
 		EXTRA_CFLAGS=-static KMC_SELFTEST_DIR="$KMC_ROOT/selftests" \
 		KMC_SELFTESTS="${ours[*]}" -j"$(($(nproc) + 1))" \
-		"${upstream[@]/#/$st/}" kmc-selftests >&2
+		"${upstream[@]/#/$st/}" kmc-selftests >&2 || die "selftests build failed"
 	bins="${ours[*]} ${upstream[*]}"
 }
 
@@ -87,6 +94,12 @@ build_initramfs() {	# ko selftest-dir binaries...
 	cp "$KMC_ROOT"/selftests/tests/*.sh "$root/kmc/tests/"
 	cp "$kdir/virt/lib/irqbypass.ko" "$kdir/arch/x86/kvm/kvm.ko" \
 		"$kdir/arch/x86/kvm/kvm-amd.ko" "$ko" "$root/kmc/modules/"
+	if [ -n "$mutants" ]; then
+		mkdir -p "$root/kmc/modules/mutants"
+		for m in $mutants; do
+			cp "${mutant_ko[$m]}" "$root/kmc/modules/mutants/$m.ko"
+		done
+	fi
 	for b in "$@"; do cp "$st/$b" "$root/kmc/bin/"; done
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.gz"
 }
@@ -112,7 +125,7 @@ boot() {
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}" \
+		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}" \
 		-display none -monitor none -no-reboot \
 		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \
@@ -130,6 +143,28 @@ REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|
 'suspicious RCU usage|INFO: task .* blocked|KASAN:|UBSAN:|unreferenced object|'\
 'Call Trace:|scheduling while atomic|sleeping function called from invalid context'
 
+# Kernel reports from the console, the guest's dmesg and kmemleak, each
+# attributed to the MMU mode (or mutant) whose window it fell in, by the
+# "kmc-mode:"/"kmc-mutant:" markers the guest writes to /dev/kmsg; reports
+# outside any window belong to "boot". Writes "WINDOW<TAB>LINE" lines to
+# reports.log.
+reports() {
+	local f
+	: >"$out/reports.log"
+	for f in console.log dmesg.log kmemleak.log; do
+		[ -f "$out/$f" ] || continue
+		tr -d '\r' <"$out/$f" | awk -v re="$REPORTS" -v f="$f" '
+			BEGIN { w = "boot" }
+			/kmc-(mode|mutant): [^ ]+ begin/ {
+				for (i = 1; i <= NF; i++) if ($i ~ /^kmc-(mode|mutant):$/) break
+				w = ($i == "kmc-mutant:" ? "mutant/" : "") $(i + 1)
+				next
+			}
+			/kmc-(mode|mutant): [^ ]+ end/ { w = "boot"; next }
+			$0 ~ re { print w "\t" $0 }'
+	done | sort -u >"$out/reports.log"
+}
+
 collect() {
 	local passed=0 failed=0 skipped=0 flaky=0 name res line log note tries
 	mkdir -p "$out/tests"
@@ -144,7 +179,7 @@ collect() {
 		f != "" { print > f }' "$out/results.txt"
 	while read -r line; do
 		set -- $line
-		name=$flavor/$mode/$3 res=$4 log=$out/tests/${3//\//__}
+		name=$flavor/$3 res=$4 log=$out/tests/${3//\//__}
 		case $res in
 		PASS) passed=$((passed + 1)) ;;
 		SKIP) skipped=$((skipped + 1)) ;;
@@ -167,18 +202,20 @@ collect() {
 			sed 's/^/    | /' "$log.log" | tail -n 20
 		fi
 	done < <(grep '^@@@ END ' "$out/results.txt")
-	tr -d '\r' <"$out/console.log" | grep -E "$REPORTS" >"$out/reports.log" || true
-	if [ -f "$out/kmemleak.log" ]; then
-		grep -E "$REPORTS" "$out/kmemleak.log" >>"$out/reports.log" || true
-	fi
-	if [ -s "$out/reports.log" ]; then
-		failed=$((failed + 1))
-		printf '%-4s %-60s\n' FAIL "$flavor/$mode/dmesg-reports ($(wc -l <"$out/reports.log") lines)"
-		sed 's/^/    | /' "$out/reports.log" | head -n 20
-	else
-		passed=$((passed + 1))
-		printf '%-4s %-60s\n' PASS "$flavor/$mode/dmesg-reports"
-	fi
+	reports
+	local win n
+	# A mutant's reports are its catch (scripts/mutants.sh), not a failure.
+	for win in boot $([ "$run" = suite ] && echo "${mode//,/ }"); do
+		n=$(awk -F'\t' -v w="$win" '$1 == w' "$out/reports.log" | wc -l)
+		if [ "$n" -gt 0 ]; then
+			failed=$((failed + 1))
+			printf '%-4s %-60s\n' FAIL "$flavor/$win/kernel-reports ($n lines)"
+			awk -F'\t' -v w="$win" '$1 == w { print "    | " $2 }' "$out/reports.log" | head -n 20
+		else
+			passed=$((passed + 1))
+			printf '%-4s %-60s\n' PASS "$flavor/$win/kernel-reports"
+		fi
+	done
 	if ! grep -q '^@@@ DONE' "$out/results.txt"; then
 		failed=$((failed + 1))
 		printf '%-4s %-60s\n' FAIL "$flavor/$mode/guest-finished (see $out/console.log)"
@@ -191,6 +228,10 @@ collect() {
 
 mkdir -p "$out"
 ko=$(build_module)
+declare -A mutant_ko
+for m in $mutants; do
+	mutant_ko[$m]=$(build_module "$m")
+done
 build_selftests
 build_initramfs "$ko" "$st" $bins
 boot

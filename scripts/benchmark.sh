@@ -14,23 +14,32 @@ set -euo pipefail
 mode=${KMC_MODE:-tdp}
 out=$KMC_ROOT/out/bench-$mode
 mkdir -p "$out"
+rc=0
 "$KMC_ROOT/scripts/bench.sh" --flavor release --mode "$mode" --run bench --out "$out" \
-	>"$out/bench.log" 2>&1 || true
+	>"$out/bench.log" 2>&1 || rc=$?
 grep -E '^(PASS|FAIL)' "$out/bench.log" || true
-python3 - "$out/results.txt" "$mode" <<'PY'
+if ! [ -f "$out/results.txt" ]; then
+	echo "error: the benchmark boot did not run (exit $rc); see $out/bench.log" >&2
+	tail -n 20 "$out/bench.log" >&2
+	exit 1
+fi
+python3 - "$out/results.txt" "$mode" <<'PY' || rc=$?
 import re, statistics, sys
 path, mode = sys.argv[1], sys.argv[2]
 runs = {}
 foot = []
+wrong = []
 for line in open(path, errors="replace"):
     m = re.match(r"@@@ BENCH (\S+) v=(\d+) variant=(\S+) pair=(\d+) secs=(\S+)", line)
     if m:
         t, v, var, pair, s = m.groups()
         pair_runs = runs.setdefault((t, int(v)), {}).setdefault(int(pair), {})
+        if s == "wrong-variant":
+            wrong.append(f"{t} v={v} {var} round {pair}")
         try:
             pair_runs[var] = float(s)
         except ValueError:
-            pass  # killed or no figure: the round is left out below
+            pass  # killed, no figure or wrong variant: the round is left out
     m = re.match(r"@@@ FOOTPRINT round=(\d+) unused=(\d+) vcpus=(\d+)", line)
     if m:
         foot.append(int(m.group(2)) / int(m.group(3)))
@@ -60,6 +69,10 @@ for (t, v), ps in sorted(runs.items()):
 print("(built-in, module, module40: median seconds; ratio, ratio40: median of per-pair ratios)")
 print()
 if foot:
-    print(f"unused cached page-table pages per vCPU after faulting: module {statistics.median(foot):.1f} "
-          f"(capacity 4); KVM built-in tops its cache up to 40 before every fault")
+    print(f"unused cached page-table pages per vCPU after faulting (module, capacity 4, "
+          f"counter test): median {statistics.median(foot):.1f}, {min(foot):.1f}..{max(foot):.1f}")
+if wrong:
+    print(f"FAIL: {len(wrong)} rounds ran in the wrong variant and were left out: " + "; ".join(wrong))
+    sys.exit(1)
 PY
+exit $rc

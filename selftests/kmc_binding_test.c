@@ -23,16 +23,13 @@
 
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
-#define TEST_PAGES	(SZ_8M / PAGE_SIZE)
+#define ROUNDS		4
 
 static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu)
 {
-	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, kmc_guest_write_rounds);
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, kmc_guest_fault_rounds);
 
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
-				    TEST_SLOT, TEST_PAGES, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
-	vcpu_args_set(*vcpu, 2, TEST_GPA, TEST_PAGES);
+	kmc_add_round_memory(vm, vcpu, 1, TEST_GPA, TEST_SLOT, ROUNDS);
 	return vm;
 }
 
@@ -52,14 +49,20 @@ static void insmod(void)
 
 static void test_bound(void)
 {
+	struct kmc_vcpu_caches c;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
+	long before_kb;
 	int r;
 
 	TEST_REQUIRE(kmc_loaded());
+	before_kb = kmc_sec_page_tables_kb();
 	vm = create_vm(&vcpu);
 	kmc_run_round(vcpu);
-	TEST_ASSERT(kmc_vm_dir(), "the VM is not bound to the module");
+	TEST_ASSERT(kmc_vm_dir(vm), "the VM is not bound to the module");
+	c = kmc_read_vcpu(kmc_vm_dir(vm), 0);
+	TEST_ASSERT(c.page_table.allocs > 0, "the bound VM took no page from the module");
+	TEST_ASSERT_EQ(c.page_table.misses, 0);
 
 	r = delete_module("kvm_mmu_cache");
 	TEST_ASSERT(r == -1 && (errno == EBUSY || errno == EAGAIN),
@@ -68,10 +71,14 @@ static void test_bound(void)
 	       errno == EBUSY ? "EBUSY" : "EAGAIN (EWOULDBLOCK)");
 	TEST_ASSERT(kmc_loaded(), "module gone under a bound VM");
 
-	/* The VM is unharmed by the attempt. */
+	/* The VM is unharmed by the attempt and still served by the module. */
 	kmc_run_round(vcpu);
+	TEST_ASSERT(kmc_read_vcpu(kmc_vm_dir(vm), 0).page_table.allocs > c.page_table.allocs,
+		    "no page from the module after the refused rmmod");
 	kvm_vm_free(vm);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+	kmc_assert_sec_page_tables_back(before_kb);
 
 	/* With the VM gone the module unloads; load it back for what follows. */
 	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
@@ -81,32 +88,51 @@ static void test_bound(void)
 	printf("rmmod succeeded once the VM was gone\n");
 }
 
+/* Runs a round of fresh faults; returns how much KVM's page tables grew. */
+static long fresh_round_kb(struct kvm_vcpu *vcpu)
+{
+	long before = kmc_sec_page_tables_kb();
+
+	kmc_run_round(vcpu);
+	return kmc_sec_page_tables_kb() - before;
+}
+
 static void test_unbound(void)
 {
+	struct kmc_stats before, after;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	long before;
+	long before_kb, grown;
 
 	TEST_REQUIRE(!kmc_loaded());
+	before_kb = kmc_sec_page_tables_kb();
 	vm = create_vm(&vcpu);
 	kmc_run_round(vcpu);
 
 	insmod();
 	TEST_ASSERT(kmc_loaded(), "module not loaded after insmod");
-	before = kmc_sec_page_tables_kb();
-	kmc_run_round(vcpu);
-	TEST_ASSERT(!kmc_vm_dir(), "a VM created before insmod was bound");
+	before = kmc_stats();
+	grown = fresh_round_kb(vcpu);
+	TEST_ASSERT(grown > 0, "no new page tables for fresh memory after insmod");
+	TEST_ASSERT(!kmc_vm_dir(vm), "a VM created before insmod was bound");
+	after = kmc_stats();
+	TEST_ASSERT(after.vms_bound == before.vms_bound && after.allocs == before.allocs &&
+		    after.misses == before.misses,
+		    "the module's counts moved for an unbound VM: vms %ld -> %ld, allocs %ld -> %ld",
+		    before.vms_bound, after.vms_bound, before.allocs, after.allocs);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
-	TEST_ASSERT(kmc_sec_page_tables_kb() >= before,
-		    "the VM's page tables shrank while the module loaded");
+	printf("after insmod: KVM's own caches served %ld kB of new page tables\n", grown);
 
 	/* Not bound, so the module is free to go while the VM runs on. */
 	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
 		    "rmmod with only an unbound VM: errno = %d", errno);
+	grown = fresh_round_kb(vcpu);
+	TEST_ASSERT(grown > 0, "no new page tables for fresh memory after rmmod");
 	kmc_run_round(vcpu);
 	kvm_vm_free(vm);
-	printf("a VM created before insmod ran through insmod and rmmod untouched\n");
+	kmc_assert_sec_page_tables_back(before_kb);
+	printf("a VM created before insmod faulted fresh memory through insmod and rmmod\n");
 }
 
 int main(int argc, char *argv[])

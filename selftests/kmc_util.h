@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the kvm_mmu_cache selftests: reading the module's
- * debugfs files and KVM's page-table accounting.
+ * debugfs files and parameters, KVM's page-table accounting, and guest code
+ * that faults in fresh memory round after round.
  */
 #ifndef KMC_UTIL_H
 #define KMC_UTIL_H
@@ -10,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/sizes.h>
 
 #include "kvm_util.h"
 #include "processor.h"
@@ -18,7 +22,12 @@
 #include "ucall_common.h"
 
 #define KMC_DEBUGFS "/sys/kernel/debug/kvm_mmu_cache"
+#define KMC_PARAMS "/sys/module/kvm_mmu_cache/parameters"
 #define KMC_KO "/kmc/modules/kvm_mmu_cache.ko"
+
+/* Memory one vCPU faults in per round: two 2 MiB regions, fresh each time. */
+#define KMC_ROUND_MEM	SZ_4M
+#define KMC_ROUND_PAGES	(KMC_ROUND_MEM / PAGE_SIZE)
 
 static inline int kmc_loaded(void)
 {
@@ -46,27 +55,124 @@ static inline long kmc_recount(void)
 	return kmc_read_long(KMC_DEBUGFS "/recount");
 }
 
-/* The debugfs directory of this process's VM, or NULL if it is not bound. */
-static inline char *kmc_vm_dir(void)
+static inline long kmc_capacity(void)
 {
-	static char path[320];
+	return kmc_read_long(KMC_PARAMS "/capacity");
+}
+
+/* Module-wide statistics since load (debugfs "stats"). */
+struct kmc_stats {
+	long vms_bound;
+	long allocs;
+	long misses;
+	long split_pages;
+};
+
+static inline struct kmc_stats kmc_stats(void)
+{
+	struct kmc_stats s;
+	FILE *f = fopen(KMC_DEBUGFS "/stats", "r");
+
+	TEST_ASSERT(f, "open " KMC_DEBUGFS "/stats");
+	TEST_ASSERT(fscanf(f, "vms_bound %ld allocs %ld misses %ld split_pages %ld",
+			   &s.vms_bound, &s.allocs, &s.misses,
+			   &s.split_pages) == 4, "parse " KMC_DEBUGFS "/stats");
+	fclose(f);
+	return s;
+}
+
+/* Shadow paging (kvm_amd.npt=0 or kvm_intel.ept=0) rather than TDP. */
+static inline int kmc_shadow_paging(void)
+{
+	static const char * const files[] = { "/sys/module/kvm_amd/parameters/npt",
+				"/sys/module/kvm_intel/parameters/ept" };
+	char c = 0;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "r");
+
+		if (!f)
+			continue;
+		TEST_ASSERT(fread(&c, 1, 1, f) == 1, "read %s", files[i]);
+		fclose(f);
+		return c == 'N' || c == '0';
+	}
+	TEST_FAIL("neither kvm_amd nor kvm_intel is loaded");
+	return 0;
+}
+
+/*
+ * The module's debugfs directory of @vm, named as KVM's own "<pid>-<fd>",
+ * or NULL if the VM is not bound.
+ */
+static inline const char *kmc_vm_dir(struct kvm_vm *vm)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path), KMC_DEBUGFS "/vms/%d-%d", getpid(), vm->fd);
+	return access(path, F_OK) ? NULL : path;
+}
+
+/* Whether any VM of this process has a directory in the module's debugfs. */
+static inline int kmc_any_vm_dir(void)
+{
 	char prefix[32];
 	struct dirent *e;
+	int found = 0;
 	DIR *d;
 
 	snprintf(prefix, sizeof(prefix), "%d-", getpid());
 	d = opendir(KMC_DEBUGFS "/vms");
 	if (!d)
-		return NULL;
-	while ((e = readdir(d))) {
-		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
-			snprintf(path, sizeof(path), KMC_DEBUGFS "/vms/%s", e->d_name);
-			closedir(d);
-			return path;
-		}
-	}
+		return 0;
+	while ((e = readdir(d)))
+		found |= !strncmp(e->d_name, prefix, strlen(prefix));
 	closedir(d);
-	return NULL;
+	return found;
+}
+
+/* One cache's line of a vCPU file. */
+struct kmc_cache {
+	long free, capacity, held, topups, allocs, misses;
+};
+
+/* A vCPU's caches, from vms/<vm>/vcpu<index>. */
+struct kmc_vcpu_caches {
+	struct kmc_cache page_table, shadowed_info;
+};
+
+static inline struct kmc_vcpu_caches kmc_read_vcpu(const char *vm_dir, int index)
+{
+	struct kmc_vcpu_caches v;
+	struct kmc_cache *c;
+	char path[256], line[256], name[32];
+	int seen = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vcpu%d", vm_dir, index);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		struct kmc_cache tmp;
+
+		TEST_ASSERT(sscanf(line,
+				   "%31[a-z_]: free %ld capacity %ld held %ld topups %ld allocs %ld misses %ld",
+				   name, &tmp.free, &tmp.capacity, &tmp.held,
+				   &tmp.topups, &tmp.allocs, &tmp.misses) == 7,
+			    "parse '%s' in %s", line, path);
+		if (!strcmp(name, "page_table"))
+			c = &v.page_table;
+		else if (!strcmp(name, "shadowed_info"))
+			c = &v.shadowed_info;
+		else
+			TEST_FAIL("unknown cache '%s' in %s", name, path);
+		*c = tmp;
+		seen++;
+	}
+	fclose(f);
+	TEST_ASSERT_EQ(seen, 2);
+	return v;
 }
 
 /* Sum of KVM's page-table pages over all nodes, in kB, exactly. */
@@ -97,20 +203,57 @@ static inline long kmc_sec_page_tables_kb(void)
 	return total;
 }
 
-/* Guest: write the round number to each of @npages pages at @gva, round after round. */
-static inline void kmc_guest_write_rounds(u64 gva, u64 npages)
+/*
+ * After a VM is freed, KVM's page-table accounting returns to @before: some
+ * tables are freed after an RCU grace period, so wait up to 10 s for it.
+ */
+static inline void kmc_assert_sec_page_tables_back(long before)
 {
-	u64 round, i;
+	long now = kmc_sec_page_tables_kb();
+	int i;
+
+	for (i = 0; i < 100 && now != before; i++) {
+		usleep(100 * 1000);
+		now = kmc_sec_page_tables_kb();
+	}
+	TEST_ASSERT(now == before,
+		    "SecPageTables %ld kB after the VMs, %ld kB before", now, before);
+}
+
+static inline u64 kmc_pattern(u64 round, u64 page)
+{
+	return round << 32 | page;
+}
+
+/*
+ * Guest: round after round, fault in KMC_ROUND_PAGES fresh pages at @gva,
+ * the last page of each round apart: first every page but the last (new
+ * page tables), then GUEST_SYNC, then the last page, which lies in a 2 MiB
+ * region already mapped and so needs no new page table, then GUEST_SYNC.
+ * Each round checks what the previous one wrote.
+ */
+static inline void kmc_guest_fault_rounds(u64 gva)
+{
+	u64 round, i, base, prev;
 
 	for (round = 0;; round++) {
-		for (i = 0; i < npages; i++)
-			WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), round);
+		base = gva + round * KMC_ROUND_MEM;
+		for (i = 0; i < KMC_ROUND_PAGES - 1; i++)
+			WRITE_ONCE(*(u64 *)(base + i * PAGE_SIZE), kmc_pattern(round, i));
+		GUEST_SYNC(round);
+		WRITE_ONCE(*(u64 *)(base + i * PAGE_SIZE), kmc_pattern(round, i));
+		if (round) {
+			prev = base - KMC_ROUND_MEM;
+			for (i = 0; i < KMC_ROUND_PAGES; i++)
+				GUEST_ASSERT_EQ(READ_ONCE(*(u64 *)(prev + i * PAGE_SIZE)),
+						kmc_pattern(round - 1, i));
+		}
 		GUEST_SYNC(round);
 	}
 }
 
-/* Host: run @vcpu through one round of kmc_guest_write_rounds(). */
-static inline void kmc_run_round(struct kvm_vcpu *vcpu)
+/* Host: run @vcpu to its next GUEST_SYNC. */
+static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
@@ -123,6 +266,30 @@ static inline void kmc_run_round(struct kvm_vcpu *vcpu)
 	default:
 		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
 	}
+}
+
+/* Host: run @vcpu through one whole round of kmc_guest_fault_rounds(). */
+static inline void kmc_run_round(struct kvm_vcpu *vcpu)
+{
+	kmc_run_to_sync(vcpu);
+	kmc_run_to_sync(vcpu);
+}
+
+/*
+ * Host: add @rounds rounds of memory for each of @nr_vcpus vCPUs of @vm at
+ * @gpa (identity-mapped), vCPU i getting its own part.
+ */
+static inline void kmc_add_round_memory(struct kvm_vm *vm, struct kvm_vcpu **vcpus,
+					int nr_vcpus, u64 gpa, u32 slot, int rounds)
+{
+	u64 per_vcpu = (u64)rounds * KMC_ROUND_MEM;
+	int i;
+
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, slot,
+				    per_vcpu * nr_vcpus / PAGE_SIZE, 0);
+	virt_map(vm, gpa, gpa, per_vcpu * nr_vcpus / PAGE_SIZE);
+	for (i = 0; i < nr_vcpus; i++)
+		vcpu_args_set(vcpus[i], 1, gpa + i * per_vcpu);
 }
 
 #endif /* KMC_UTIL_H */

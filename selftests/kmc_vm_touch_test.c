@@ -3,7 +3,9 @@
  * A nested VM writes a pattern to every page of a memslot and reads it back;
  * the host checks the pattern and that KVM's page-table accounting
  * (SecPageTables, summed over nodes) grew by at least one last-level table
- * per 2 MiB while the VM was alive.
+ * per 2 MiB while the VM was alive, and returned to its value before the VM
+ * once the VM is gone. With kvm_mmu_cache loaded, the VM is bound and its
+ * page tables came from the module without a miss.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@ static void guest_code(u64 gva, u64 npages)
 int main(int argc, char *argv[])
 {
 	long before, during;
+	struct kmc_vcpu_caches c;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct ucall uc;
@@ -81,7 +84,19 @@ int main(int argc, char *argv[])
 		    "KVM accounted %ld kB of page tables, expected at least %llu",
 		    during - before, TEST_PAGES / 512 * 4);
 
+	if (kmc_loaded()) {
+		TEST_ASSERT(kmc_vm_dir(vm), "the VM is not bound to the loaded module");
+		c = kmc_read_vcpu(kmc_vm_dir(vm), 0);
+		printf("module: page_table allocs %ld misses %ld\n",
+		       c.page_table.allocs, c.page_table.misses);
+		TEST_ASSERT(c.page_table.allocs >= (long)(TEST_PAGES / 512),
+			    "%ld page tables from the module, expected at least %llu",
+			    c.page_table.allocs, TEST_PAGES / 512);
+		TEST_ASSERT_EQ(c.page_table.misses, 0);
+	}
+
 	kvm_vm_free(vm);
+	kmc_assert_sec_page_tables_back(before);
 	printf("ok: %llu pages written and verified\n", TEST_PAGES);
 	return 0;
 }

@@ -28,13 +28,42 @@ secs() { sed -n "s/^$1:[[:space:]]*\([0-9.]*\)s.*/\1/p" | head -n1; }
 # without a time; its round is left out of the medians.
 RUN_TIMEOUT=300
 run_one() {	# test vcpus variant pair
+	if ! check_variant "$3"; then
+		echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=wrong-variant"
+		return
+	fi
+	bound0=$(bound_vms)
 	case $1 in
 	demand_paging) t=$(timeout -s KILL $RUN_TIMEOUT $B/demand_paging_test -b $MEM -v "$2" 2>&1 |
 		secs 'Total guest execution time') ;;
 	dirty_log_populate) t=$(timeout -s KILL $RUN_TIMEOUT $B/dirty_log_perf_test -b $MEM -v "$2" -i 2 2>&1 |
 		secs 'Populate memory time') ;;
 	esac
+	# The module variants must have bound the test's VM; built-in none.
+	if [ "$3" != builtin ] && [ "$(bound_vms)" -le "$bound0" ]; then
+		echo "variant $3: the VM was not bound to the module"
+		t=wrong-variant
+	fi
 	echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=${t:-none}"
+}
+
+# VMs bound to the module since it was loaded (0 without the module).
+bound_vms() {
+	if kmc_loaded; then
+		awk '{ print $2 }' /sys/kernel/debug/kvm_mmu_cache/stats
+	else
+		echo 0
+	fi
+}
+
+# Whether the machine is in the state variant $1 is named after.
+check_variant() {
+	cap=/sys/module/kvm_mmu_cache/parameters/capacity
+	case $1 in
+	builtin) ! kmc_loaded ;;
+	module) kmc_loaded && [ "$(cat $cap)" = 4 ] ;;
+	module40) kmc_loaded && [ "$(cat $cap)" = 40 ] ;;
+	esac || { echo "variant $1: the module is not in that state"; return 1; }
 }
 
 # The order of the three runs of round N: the six orders in turn, so that
@@ -56,11 +85,14 @@ for test in demand_paging dirty_log_populate; do
 			order=$(run_order "$pair")
 			for variant in $order; do
 				case $variant in
-				module) kmc_load ;;
-				module40) kmc_load capacity=40 ;;
+				module) kmc_load || echo "insmod failed" ;;
+				module40) kmc_load capacity=40 || echo "insmod capacity=40 failed" ;;
 				esac
 				run_one $test "$v" "$variant" "$pair"
-				[ "$variant" = builtin ] || kmc_unload
+				if kmc_loaded && ! kmc_unload; then
+					echo "rmmod failed: the benchmark cannot go on"
+					break 4
+				fi
 			done
 		done
 	done

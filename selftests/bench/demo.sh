@@ -5,6 +5,9 @@
 . /kmc/lib.sh
 MODE=$1
 step() { echo; echo "### $*"; }
+# A step that fails fails the demo (the host looks for "@@@ DEMO OK").
+failed=0
+must() { "$@" || { echo "!!! FAILED ($?): $*"; failed=$((failed + 1)); }; }
 
 step "NUMA nodes of the bench guest"
 for n in /sys/devices/system/node/node*; do
@@ -12,8 +15,8 @@ for n in /sys/devices/system/node/node*; do
 done
 
 step "load KVM ($MODE MMU) and kvm_mmu_cache"
-kvm_load "$MODE" || exit 1
-kmc_load || exit 1
+kvm_load "$MODE" || { echo "!!! FAILED: loading KVM"; exit 1; }
+kmc_load || { echo "!!! FAILED: loading kvm_mmu_cache"; exit 1; }
 echo "kvm.tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) kvm_amd.npt=$(cat /sys/module/kvm_amd/parameters/npt)"
 grep -E '^(kvm_mmu_cache|kvm_amd|kvm|irqbypass) ' /proc/modules
 dmesg | grep kvm_mmu_cache
@@ -25,25 +28,24 @@ step "KVM page tables per node (SecPageTables) before the VM"
 grep SecPageTables /sys/devices/system/node/node*/meminfo
 
 step "run a VM that writes and verifies 64 MiB"
-/kmc/bin/kmc_vm_touch_test
-echo "exit status $?"
+must /kmc/bin/kmc_vm_touch_test
 
 step "a 2-vCPU VM faulting in 3 rounds: the module's counter of unused cached pages"
 echo "unused_pages before: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pages)"
-/kmc/bin/kmc_counter_test
-echo "exit status $?"
+must /kmc/bin/kmc_counter_test
 echo "unused_pages after the VM: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pages)," \
 	"recount $(cat /sys/kernel/debug/kvm_mmu_cache/recount)"
 
 step "rmmod while a VM is bound is refused; a VM created before insmod is never bound"
-/kmc/bin/kmc_binding_test bound
-kmc_unload
-/kmc/bin/kmc_binding_test unbound
-kmc_load
+must /kmc/bin/kmc_binding_test bound
+must kmc_unload
+must /kmc/bin/kmc_binding_test unbound
+must kmc_load
 
 step "unload kvm_mmu_cache and KVM"
-kmc_unload && echo "kvm_mmu_cache unloaded"
-kvm_unload && echo "KVM unloaded"
+must kmc_unload && echo "kvm_mmu_cache unloaded"
+must kvm_unload && echo "KVM unloaded"
+[ $failed -eq 0 ] && echo "@@@ DEMO OK" || echo "@@@ DEMO FAILED: $failed steps"
 echo "@@@ DMESG"
 dmesg
 echo "@@@ ENDDMESG"

@@ -40,3 +40,14 @@ sec_page_tables_kb() {
 	cat /sys/devices/system/node/node*/meminfo |
 		awk '/SecPageTables/ { s += $4 } END { print s + 0 }'
 }
+
+# Waits up to 10 s (page tables freed after an RCU grace period) for
+# SecPageTables to return to $1 kB.
+wait_sec_page_tables() {
+	i=0
+	while [ "$(sec_page_tables_kb)" != "$1" ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || return 1
+		sleep 0.1
+	done
+}

@@ -1,19 +1,37 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run selftests/tests.list in one MMU configuration:
-#   run-suite.sh MODE FILTER FLAVOR
+# Run selftests/tests.list in one boot, once per MMU configuration:
+#   run-suite.sh MODES FILTER FLAVOR [MUTANTS]
+# MODES is a comma-separated list of tdp, legacy, shadow: KVM is reloaded
+# with each mode's parameters, and "kmc-mode: <mode> begin|end" goes to
+# /dev/kmsg so that the host can attribute a kernel report to its mode.
 #
-# Each line of the list is "PHASE NAME TIMEOUT COMMAND...". Tests of phase
-# "base" run with KVM alone, "module" with kvm_mmu_cache loaded, "both" in
-# each (the name gets a +kmc suffix with the module). "PHASE:FLAVOR" runs
-# the test only on that kernel flavor (release or debug). A test passes on
-# exit 0, is skipped on 4 (KSFT_SKIP), and fails otherwise (on every one of
-# its runs: see run_test).
+# Each line of the list is "PHASE[:TAGS] NAME TIMEOUT COMMAND...". Tests of
+# phase "base" run with KVM alone, "module" with kvm_mmu_cache loaded,
+# "both" in each (the name gets a +kmc suffix with the module, and the run
+# is wrapped in kmc_bound.sh, which checks that the module served it).
+# TAGS, comma-separated: release or debug (only on that kernel flavor), tdp,
+# legacy or shadow (only in that mode), split (the +kmc run must also show
+# eager-split pages from the module).
+#
+# A test passes on exit 0. In the module phase a SKIP (exit 4) is a FAIL:
+# the module is there, so a test that cannot run is a test that did not
+# run. Only upstream tests in the phase without the module are run again
+# after a failure (see run_test); a +kmc run is run again only if its base
+# run in the same mode needed it; a timeout is never run again.
+#
+# With MUTANTS (a space-separated list of names), the module phase of the
+# first mode runs once against each broken module in /kmc/modules/mutants/,
+# and "kmc-mutant: <name> begin|end" goes to /dev/kmsg.
 . /kmc/lib.sh
-MODE=$1
+MODES=$(echo "$1" | tr , ' ')
 FILTER=$2
 FLAVOR=$3
+MUTANTS=$4
+RETRIED=/tmp/retried
+
+kmsg() { echo "$*" >/dev/kmsg; }
 
 # One attempt at a test: sets $res and $rc.
 attempt() {	# timeout command...
@@ -28,67 +46,176 @@ attempt() {	# timeout command...
 	esac
 }
 
-# A test that fails is run again, in a fresh process, up to TRIES runs in
-# all, so that a rare fault of the emulated nested hardware does not fail
-# the suite on its own: with 2 vCPUs in legacy MMU mode a nested guest
-# sometimes triple-faults at once under TCG, without the module and on a
-# kernel without the seam too, and such faults come in runs, hence the
+# An upstream test that fails without the module is run again, in a fresh
+# process, up to 3 runs in all: with 2 vCPUs in legacy MMU mode a nested
+# guest sometimes triple-faults at once under TCG, without the module and
+# on a kernel without the seam too, and such faults come in runs, hence the
 # pause. The host reports a test that passes only on a later run as FLAKY,
 # with the logs of the failed runs; kernel reports are never retried.
-TRIES=3
-run_test() {	# name timeout command...
-	name=$1; tmo=$2; shift 2
-	echo "$name" | grep -Eq "$FILTER" || return 0
-	# KVM selftests open their own ELF through argv[0]: give a full path.
-	bin=$(command -v "$1"); shift
-	set -- "$bin" "$@"
-	echo "@@@ BEGIN $name"
+run_test() {	# name tries timeout command...
+	tn=$1; tries_max=$2; tmo=$3; shift 3
+	echo "@@@ BEGIN $tn"
 	start=$(date +%s)
 	tries=0
 	while :; do
 		attempt "$tmo" "$@"
 		tries=$((tries + 1))
-		[ $res = FAIL ] && [ $tries -lt $TRIES ] || break
-		echo "@@@ RETRY $name rc=$rc secs=$(($(date +%s) - start))"
+		[ $res = SKIP ] && [ -n "$SKIP_FAILS" ] &&
+			{ res=FAIL; echo "SKIP with the module loaded counts as a failure"; }
+		[ $res = FAIL ] && [ $rc != 137 ] && [ $tries -lt $tries_max ] || break
+		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start))"
 		sleep 5
 	done
 	end=$(date +%s)
-	echo "@@@ END $name $res rc=$rc secs=$((end - start)) tries=$tries"
+	echo "@@@ END $tn $res rc=$rc secs=$((end - start)) tries=$tries"
+	LAST_TRIES=$tries
 }
 
-run_phase() {	# base|module
-	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
-		case $phase in
-		*:*) [ "${phase#*:}" = "$FLAVOR" ] || continue; phase=${phase%%:*} ;;
-		esac
-		case "$1:$phase" in
-		base:base | base:both) run_test "$name" "$tmo" $cmd ;;
-		module:module) run_test "$name" "$tmo" $cmd ;;
-		module:both) run_test "$name+kmc" "$tmo" $cmd ;;
+# A step that is not a selftest (loading, unloading), reported as a test.
+run_step() {	# name command...
+	tn=$1; shift
+	echo "@@@ BEGIN $tn"
+	"$@"
+	rc=$?
+	res=PASS
+	[ $rc = 0 ] || res=FAIL
+	echo "@@@ END $tn $res rc=$rc secs=0 tries=1"
+	return $rc
+}
+
+# Whether tags $1 (comma-separated) let a test run in mode $2.
+tags_allow() {
+	for t in $(echo "$1" | tr , ' '); do
+		case $t in
+		release | debug) [ "$t" = "$FLAVOR" ] || return 1 ;;
+		tdp | legacy | shadow) [ "$t" = "$2" ] || return 1 ;;
+		split) ;;
+		*) echo "unknown tag $t" >&2; return 1 ;;
 		esac
 	done
 }
 
-if ! kvm_load "$MODE"; then
-	echo "@@@ BEGIN setup/kvm_load"; echo "@@@ END setup/kvm_load FAIL rc=1 secs=0"
-	exit 1
-fi
-echo "@@@ INFO kvm loaded: tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) npt=$(cat /sys/module/kvm_amd/parameters/npt)"
-run_phase base
-if kmc_load; then
-	run_phase module
-	kmc_loaded && kmc_unload
+module_check() {
+	kmc_loaded || { echo "kvm_mmu_cache is not loaded"; return 1; }
+}
+
+run_phase() {	# base|module mode prefix
+	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
+		tags=
+		case $phase in *:*) tags=${phase#*:}; phase=${phase%%:*} ;; esac
+		tags_allow "$tags" "$2" || continue
+		case "$1:$phase" in
+		base:base | base:both) n=$name ;;
+		module:module) n=$name ;;
+		module:both) n=$name+kmc ;;
+		*) continue ;;
+		esac
+		echo "$n" | grep -Eq "$FILTER" || continue
+		# KVM selftests open their own ELF through argv[0]: a full path.
+		bin=$(command -v "$(basename "${cmd%% *}")")
+		args=${cmd#"${cmd%% *}"}
+		[ -n "$MUTANT" ] && [ "$tmo" -gt 120 ] && tmo=120
+		if [ "$1" = base ]; then
+			tries=1
+			case $n in upstream/*) tries=3 ;; esac
+			SKIP_FAILS=
+			run_test "$3$n" $tries "$tmo" "$bin" $args
+			[ $LAST_TRIES -gt 1 ] && echo "$name" >>$RETRIED.$2
+			continue
+		fi
+		# Module phase: the module must be there for every test.
+		if ! module_check >/tmp/check.log; then
+			echo "@@@ BEGIN $3$n"; cat /tmp/check.log
+			echo "@@@ END $3$n FAIL rc=1 secs=0 tries=1"
+			kmc_load
+			continue
+		fi
+		tries=1
+		if [ $phase = both ] && grep -qxF "$name" $RETRIED.$2 2>/dev/null; then
+			tries=3
+			echo "@@@ INFO $3$n may run up to 3 times: its base run needed a retry"
+		fi
+		split=
+		case ",$tags," in *,split,*) split=--split ;; esac
+		if [ $phase = both ]; then
+			SKIP_FAILS=1
+			run_test "$3$n" $tries "$tmo" sh /kmc/tests/kmc_bound.sh $split "$bin" $args
+		else
+			SKIP_FAILS=1
+			run_test "$3$n" $tries "$tmo" "$bin" $args
+		fi
+	done
+}
+
+run_mode() {	# mode
+	mode=$1
+	kmsg "kmc-mode: $mode begin"
+	if ! run_step "$mode/setup/kvm_load" kvm_load "$mode"; then
+		kmsg "kmc-mode: $mode end"
+		return
+	fi
+	echo "@@@ INFO $mode: kvm.tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) kvm_amd.npt=$(cat /sys/module/kvm_amd/parameters/npt)"
+	rm -f $RETRIED.$mode
+	run_phase base "$mode" "$mode/"
+	if run_step "$mode/setup/kmc_load" kmc_load; then
+		run_phase module "$mode" "$mode/"
+		run_step "$mode/teardown/kmc_unload" kmc_unload
+	fi
+	run_step "$mode/teardown/kvm_unload" kvm_unload
+	kmsg "kmc-mode: $mode end"
+}
+
+run_mutants() {	# mode
+	mode=$1
+	run_step "mutant/setup/kvm_load" kvm_load "$mode" || return
+	cp $KO/kvm_mmu_cache.ko /tmp/kvm_mmu_cache.ko.good
+	for m in $MUTANTS; do
+		MUTANT=$m
+		kmsg "kmc-mutant: $m begin"
+		cp $KO/mutants/$m.ko $KO/kvm_mmu_cache.ko
+		if run_step "mutant/$m/setup/kmc_load" kmc_load; then
+			run_phase module "$mode" "mutant/$m/"
+			kmc_loaded && rmmod kvm_mmu_cache
+		fi
+		kmsg "kmc-mutant: $m end"
+		if kmc_loaded; then
+			echo "@@@ INFO mutant $m could not be unloaded: the rest need a new boot"
+			break
+		fi
+	done
+	MUTANT=
+	cp /tmp/kvm_mmu_cache.ko.good $KO/kvm_mmu_cache.ko
+	kmc_loaded || run_step "mutant/teardown/kvm_unload" kvm_unload
+}
+
+kmemleak_scan() {
+	if ! [ -e /sys/kernel/debug/kmemleak ]; then
+		grep -q '^CONFIG_DEBUG_KMEMLEAK=y' /tmp/config 2>/dev/null &&
+			{ echo "kmemleak is configured but not active"; return 1; }
+		echo "kmemleak not configured on this kernel"
+		return 0
+	fi
+	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
+	echo "kmemleak scanned"
+}
+
+zcat /proc/config.gz >/tmp/config 2>/dev/null
+if [ -n "$MUTANTS" ]; then
+	run_mutants "${MODES%% *}"
 else
-	echo "@@@ BEGIN setup/kmc_load"; echo "@@@ END setup/kmc_load FAIL rc=1 secs=0"
+	for mode in $MODES; do
+		run_mode "$mode"
+	done
 fi
-kvm_unload
 
 # Reports that only show up later: kmemleak needs objects to age first.
+run_step teardown/kmemleak_scan kmemleak_scan
 if [ -e /sys/kernel/debug/kmemleak ]; then
-	echo scan >/sys/kernel/debug/kmemleak; sleep 6
-	echo scan >/sys/kernel/debug/kmemleak
 	echo "@@@ KMEMLEAK"
 	cat /sys/kernel/debug/kmemleak
+	echo "@@@ ENDDMESG"
 fi
 echo "@@@ DMESG"
 dmesg

@@ -28,7 +28,7 @@ kmc_load || fail "insmod with the default capacity"
 [ "$(cat $P)" = 4 ] || fail "default capacity $(cat $P), expected 4"
 echo 5 2>/dev/null >$P && fail "capacity is writable at run time"
 [ "$(cat $P)" = 4 ] || fail "capacity changed by a refused write"
-for f in unused_pages recount vm_list; do
+for f in unused_pages recount vm_list stats; do
 	echo 1 2>/dev/null >$D/$f && fail "debugfs $f accepted a write"
 done
 kmc_unload || fail "rmmod after the parameter checks"

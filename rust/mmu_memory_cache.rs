@@ -300,12 +300,12 @@ impl MmuMemoryCache {
 impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
         // Nobody else can reach the cache any more; an owner that still held
-        // it would be a bug in the caller's teardown order.
-        if self.held.load(Relaxed) {
-            pr_warn!("cache dropped while held by its owner\n");
-            // SAFETY: `held` is true, so this task's owner holds `lock`
-            // (teardown runs in the owner's context).
-            unsafe { self.release() };
+        // it would be a bug in the caller's teardown order. The mutex is
+        // then another task's: leak the pages (and the counter's share of
+        // them) rather than unlock it from here or free under the owner.
+        if kernel::warn_on!(self.held.load(Relaxed)) {
+            pr_err!("cache dropped while held by its owner: pages leaked\n");
+            return;
         }
         self.lock();
         // SAFETY: `lock` is held, taken just above.

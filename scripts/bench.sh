@@ -48,11 +48,8 @@ key=$(basename "$kdir")
 # The module, built apart for each kernel (and mutant) so that builds
 # never share objects.
 build_module() {	# [mutant]
-	local mo=$KMC_CACHE/module-$key${1:+-mutant-$1}
-	mkdir -p "$mo"
-	make -s -C "$kdir" M="$KMC_ROOT" MO="$mo" LLVM=1 ${1:+KMC_MUTANT=$1} modules >&2 ||
-		die "module build failed${1:+ (mutant $1)}"
-	echo "$mo/kvm_mmu_cache.ko"
+	"$KMC_ROOT/scripts/build-module.sh" "$kdir" "$KMC_CACHE/module-$key${1:+-mutant-$1}" \
+		${1:+KMC_MUTANT=$1}
 }
 
 # Upstream KVM selftests named in tests.list, plus the project's own.
@@ -125,7 +122,7 @@ boot() {
 	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}" \
+		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY}" \
 		-display none -monitor none -no-reboot \
 		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
 		-serial "file:$out/console.log" -serial "file:$out/results.log" \

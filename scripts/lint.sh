@@ -32,7 +32,8 @@ mapfile -t rs < <(cd "$KMC_ROOT" && git ls-files -co --exclude-standard '*.rs')
 result lint/rustfmt $? "$tmp/fmt"
 
 # clippy: a fresh build so that every file is linted; any warning fails.
-make -C "$kdir" M="$KMC_ROOT" MO="$tmp/mo" LLVM=1 CLIPPY=1 W=1 modules \
+rm -rf "$KMC_CACHE/lint-clippy"
+"$KMC_ROOT/scripts/build-module.sh" "$kdir" "$KMC_CACHE/lint-clippy" CLIPPY=1 W=1 \
 	>"$tmp/clippy" 2>&1
 rc=$?
 grep -qiE 'warning|error' "$tmp/clippy" && rc=1
@@ -50,6 +51,10 @@ for f in "${csrc[@]}"; do
 	(cd "$ksrc" && scripts/checkpatch.pl --strict -q --no-tree -f "$KMC_ROOT/$f") >>"$tmp/cp" 2>&1 || rc=1
 done
 result lint/checkpatch $rc "$tmp/cp"
+
+# Kbuild users mix in-tree and bench builds in any order.
+"$KMC_ROOT/scripts/test-build-order.sh" >"$tmp/order" 2>&1
+result lint/build-order $? "$tmp/order"
 
 [ -n "$summary" ] && echo "$passed $failed 0" >"$summary"
 [ $failed -eq 0 ]

@@ -32,6 +32,11 @@ printf '%-16s %s\n' mutant "caught by"
 for m in $mutants; do
 	caught=$(awk -v p="@@@ END mutant/$m/" 'index($0, p) == 1 && $4 == "FAIL" {
 			sub("mutant/[^/]*/", "", $3); printf "%s%s", sep, $3; sep = ", " }' "$out/results.txt")
+	# A test that never ended hung the guest: the suite fails on its timeout.
+	hung=$(awk -v p="mutant/$m/" '$1 == "@@@" && index($3, p) == 1 {
+			if ($2 == "BEGIN") open[$3] = 1; else if ($2 == "END") delete open[$3] }
+		END { for (t in open) { sub("mutant/[^/]*/", "", t); print t } }' "$out/results.txt")
+	[ -n "$hung" ] && caught="${caught:+$caught, }hung in $hung (guest timeout)"
 	n=$(awk -F'\t' -v w="mutant/$m" '$1 == w' "$out/reports.log" | wc -l)
 	[ "$n" -gt 0 ] && caught="${caught:+$caught, }kernel reports ($n lines)"
 	if ! grep -q "^@@@ END mutant/$m/setup/kmc_load " "$out/results.txt"; then

@@ -12,9 +12,13 @@
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
 //! cache's mutex. Only the debugfs recount takes a list and a cache lock
-//! together; vCPU and VM teardown take `vms` to fold their statistics into
-//! [`Shared::totals`] atomically with leaving the lists; the fault path takes only its vCPU's cache mutexes, then KVM's
-//! `mmu_lock`.
+//! together. A vCPU leaving `vcpus` folds its statistics into its VM's
+//! `retired` under `vcpus`, a VM leaving `vms` its own into
+//! `Shared::retired` under `vms`, so that [`Shared::totals`] is exact. The
+//! fault path takes only its vCPU's cache mutexes, then KVM's `mmu_lock`.
+
+// The `no_bind` mutant leaves the registration code unused.
+#![cfg_attr(kmc_mutant = "no_bind", allow(dead_code, unused))]
 
 #[path = "rust/bindings.rs"]
 mod bindings;
@@ -90,8 +94,7 @@ struct Shared {
     vms: Mutex<KVec<Arc<VmState>>>,
     /// Numbers VMs in creation order.
     next_vm_id: Atomic<u64>,
-    /// Statistics of VMs and vCPUs already destroyed, folded in under
-    /// `vms` so that [`Shared::totals`] is exact.
+    /// Statistics of destroyed VMs, folded in under `vms`.
     retired: Totals,
     /// `/sys/kernel/debug/kvm_mmu_cache/vms/`.
     vms_dir: debugfs::Dir,
@@ -111,6 +114,8 @@ struct VmState {
     split: MmuMemoryCache,
     /// Pages handed to the TDP MMU's eager splits.
     split_pages: Atomic<u64>,
+    /// Statistics of destroyed vCPUs, folded in under `vcpus`.
+    retired: Totals,
     /// The VM's vCPUs with their debugfs files.
     #[pin]
     vcpus: Mutex<KVec<VcpuEntry>>,
@@ -135,6 +140,7 @@ struct Totals {
 }
 
 impl Totals {
+    /// All zero.
     const fn new() -> Self {
         Self {
             vms: Atomic::new(0),
@@ -144,9 +150,18 @@ impl Totals {
         }
     }
 
+    /// Adds the statistics of `c`.
     fn add_cache(&self, c: &MmuMemoryCache) {
         self.allocs.add(c.stats.allocs.load(Relaxed), Relaxed);
         self.misses.add(c.stats.misses.load(Relaxed), Relaxed);
+    }
+
+    /// Adds `other`, but for its VM count.
+    fn add(&self, other: &Totals) {
+        self.allocs.add(other.allocs.load(Relaxed), Relaxed);
+        self.misses.add(other.misses.load(Relaxed), Relaxed);
+        self.split_pages
+            .add(other.split_pages.load(Relaxed), Relaxed);
     }
 }
 
@@ -225,6 +240,7 @@ impl Provider for CacheProvider {
                     static_lock_class!(),
                 )?,
                 split_pages: Atomic::new(0),
+                retired: Totals::new(),
                 vcpus <- new_mutex!(KVec::new()),
                 dir <- new_mutex!(None),
                 shared: shared.clone(),
@@ -236,12 +252,12 @@ impl Provider for CacheProvider {
     }
 
     fn vm_destroy(&self, vm: Arc<VmState>) {
-        let shared = &self.shared;
-        let mut vms = shared.vms.lock();
-        shared.retired.vms.add(1, Relaxed);
-        shared.retired.add_cache(&vm.split);
-        shared
-            .retired
+        let mut vms = self.shared.vms.lock();
+        let retired = &self.shared.retired;
+        retired.vms.add(1, Relaxed);
+        retired.add(&vm.retired);
+        retired.add_cache(&vm.split);
+        retired
             .split_pages
             .add(vm.split_pages.load(Relaxed), Relaxed);
         vms.retain(|v| v.id != vm.id);
@@ -308,12 +324,11 @@ impl Provider for CacheProvider {
     }
 
     fn vcpu_destroy(&self, vcpu: Arc<VcpuState>) {
-        let shared = &vcpu.vm.shared;
-        let _vms = shared.vms.lock();
+        let mut vcpus = vcpu.vm.vcpus.lock();
         for ty in CacheType::ALL {
-            shared.retired.add_cache(vcpu.cache(ty));
+            vcpu.vm.retired.add_cache(vcpu.cache(ty));
         }
-        vcpu.vm.vcpus.lock().retain(|e| e.vcpu.index != vcpu.index);
+        vcpus.retain(|e| e.vcpu.index != vcpu.index);
     }
 
     fn topup(&self, vcpu: &VcpuState, ty: CacheType, min: i32) -> Result {
@@ -434,27 +449,27 @@ impl Shared {
         total
     }
 
-    /// Statistics since load, exact whenever vCPUs are quiet:
-    /// `(vms_bound, allocs, misses, split_pages)`.
+    /// Statistics since load, exact whenever no vCPU is in a fault and no
+    /// eager split runs: `(vms_bound, allocs, misses, split_pages)`.
     fn totals(&self) -> (u64, u64, u64, u64) {
         let vms = self.vms.lock();
-        let r = &self.retired;
-        let (mut allocs, mut misses) = (r.allocs.load(Relaxed), r.misses.load(Relaxed));
-        let mut split_pages = r.split_pages.load(Relaxed);
-        let mut add = |c: &MmuMemoryCache| {
-            allocs += c.stats.allocs.load(Relaxed);
-            misses += c.stats.misses.load(Relaxed);
-        };
+        let sum = Totals::new();
+        sum.add(&self.retired);
         for vm in vms.iter() {
-            add(&vm.split);
-            split_pages += vm.split_pages.load(Relaxed);
-            for entry in vm.vcpus.lock().iter() {
+            sum.add_cache(&vm.split);
+            sum.split_pages.add(vm.split_pages.load(Relaxed), Relaxed);
+            let vcpus = vm.vcpus.lock();
+            sum.add(&vm.retired);
+            for entry in vcpus.iter() {
                 for ty in CacheType::ALL {
-                    add(entry.vcpu.cache(ty));
+                    sum.add_cache(entry.vcpu.cache(ty));
                 }
             }
         }
-        let vms_bound = r.vms.load(Relaxed) + vms.len() as u64;
+        // CAST: a `usize` count of VMs always fits in `u64`.
+        let vms_bound = self.retired.vms.load(Relaxed) + vms.len() as u64;
+        let (allocs, misses) = (sum.allocs.load(Relaxed), sum.misses.load(Relaxed));
+        let split_pages = sum.split_pages.load(Relaxed);
         (vms_bound, allocs, misses, split_pages)
     }
 }
@@ -467,6 +482,7 @@ fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core:
     writeln!(f, "{}", shared.recount())
 }
 
+/// Shows the module-wide statistics (`stats`).
 fn show_stats(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let (vms_bound, allocs, misses, split_pages) = shared.totals();
     writeln!(
@@ -514,6 +530,7 @@ where
 /// can bind any more (none is bound: each holds a reference on the module),
 /// then the debugfs files, then the directory and the shared state.
 struct KvmMmuCache {
+    #[cfg(not(kmc_mutant = "no_bind"))]
     _registration: Pin<KBox<Registration<CacheProvider>>>,
     _files: KVec<Pin<KBox<debugfs::File<Arc<Shared>>>>>,
     _shared: Arc<Shared>,
@@ -549,14 +566,20 @@ impl kernel::Module for KvmMmuCache {
             files.push(file, GFP_KERNEL)?;
         }
         // Last: VMs may bind as soon as the provider is registered.
+        // The `no_bind` mutant never registers: no VM ever binds.
+        #[cfg(not(kmc_mutant = "no_bind"))]
         let registration = Registration::new(
             CacheProvider {
                 shared: shared.clone(),
             },
             module,
         )?;
+        if cfg!(kmc_mutant_build) {
+            pr_warn!("a deliberately broken build (make mutants): never use it\n");
+        }
         pr_info!("loaded, capacity {capacity}\n");
         Ok(Self {
+            #[cfg(not(kmc_mutant = "no_bind"))]
             _registration: registration,
             _files: files,
             _shared: shared,

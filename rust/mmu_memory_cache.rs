@@ -202,11 +202,15 @@ impl MmuMemoryCache {
         // owner holds; capacity never changes for a cache.
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
-        let added = unsafe { self.nobjs() } - before;
+        let nobjs = unsafe { self.nobjs() };
         // INVARIANT: the change in `nobjs` is counted under `lock`.
-        self.counter.add(i64::from(added));
-        if added > 0 {
+        self.counter.add(i64::from(nobjs - before));
+        if nobjs > before {
             self.stats.topups.add(1, Relaxed);
+        }
+        // Failing to reach capacity is only an error if `min` is not met.
+        if nobjs >= min {
+            return Ok(());
         }
         to_result(ret)
     }
@@ -300,9 +304,9 @@ impl MmuMemoryCache {
 impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
         // Nobody else can reach the cache any more; an owner that still held
-        // it would be a bug in the caller's teardown order. The mutex is
-        // then another task's: leak the pages (and the counter's share of
-        // them) rather than unlock it from here or free under the owner.
+        // it would be a bug in the caller's teardown order, and it may still
+        // be running: leak the pages (and leave their count in the counter)
+        // rather than unlock its mutex or free the pages under it.
         if kernel::warn_on!(self.held.load(Relaxed)) {
             pr_err!("cache dropped while held by its owner: pages leaked\n");
             return;

@@ -149,8 +149,10 @@ impl<P: Provider> Registration<P> {
     /// module init: VMs may bind as soon as it returns.
     pub(crate) fn new(provider: P, module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
         let provider = KBox::pin(provider, GFP_KERNEL)?;
-        let reg = KBox::pin_init(
-            try_pin_init!(Self {
+        // The provider's heap address, which moving the box does not change.
+        let active: *const P = &*provider;
+        KBox::pin_init(
+            try_pin_init!(&this in Self {
                 ops <- Opaque::ffi_init(|slot: *mut bindings::kvm_mmu_cache_provider| {
                     // SAFETY: `slot` is valid for writes.
                     unsafe { slot.write(Self::OPS) };
@@ -158,38 +160,37 @@ impl<P: Provider> Registration<P> {
                     unsafe { (*slot).owner = module.as_ptr().cast() };
                 }),
                 provider,
+                // Registering is the last step of the initialiser: if it
+                // fails, no `Registration` exists and `drop()` never runs
+                // for a table KVM does not know.
+                _: {
+                    ACTIVE
+                        .0
+                        .compare_exchange(
+                            core::ptr::null_mut(),
+                            active.cast_mut().cast(),
+                            core::sync::atomic::Ordering::AcqRel,
+                            core::sync::atomic::Ordering::Acquire,
+                        )
+                        .map_err(|_| EBUSY)?;
+                    // SAFETY: `this` points to the `Registration` being
+                    // initialised, whose `ops` was initialised above; it is
+                    // pinned, so the table stays where KVM sees it until
+                    // `drop()` unregisters it.
+                    let ops = unsafe { (*this.as_ptr()).ops.get() };
+                    // SAFETY: `ops` is a fully initialised, pinned ops table.
+                    let ret = unsafe { bindings::kvm_mmu_cache_provider_register(ops) };
+                    if let Err(e) = to_result(ret) {
+                        ACTIVE
+                            .0
+                            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+                        return Err(e);
+                    }
+                    // INVARIANT: registered, and `ACTIVE` points to the provider.
+                },
             }),
             GFP_KERNEL,
-        )?;
-        let active: *const P = &*reg.provider;
-        if ACTIVE
-            .0
-            .compare_exchange(
-                core::ptr::null_mut(),
-                active.cast_mut().cast(),
-                core::sync::atomic::Ordering::AcqRel,
-                core::sync::atomic::Ordering::Acquire,
-            )
-            .is_err()
-        {
-            return Err(EBUSY);
-        }
-        let ret = if cfg!(kmc_mutant = "no_bind") {
-            // The `no_bind` mutant never registers: no VM ever binds.
-            0
-        } else {
-            // SAFETY: `ops` is a fully initialised, pinned ops table that
-            // stays registered until `drop()` unregisters it.
-            unsafe { bindings::kvm_mmu_cache_provider_register(reg.ops.get()) }
-        };
-        if let Err(e) = to_result(ret) {
-            ACTIVE
-                .0
-                .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
-            return Err(e);
-        }
-        // INVARIANT: registered, and `ACTIVE` points to the provider.
-        Ok(reg)
+        )
     }
 
     /// # Safety
@@ -445,12 +446,10 @@ impl<P: Provider> Registration<P> {
 #[pinned_drop]
 impl<P: Provider> PinnedDrop for Registration<P> {
     fn drop(self: Pin<&mut Self>) {
-        if !cfg!(kmc_mutant = "no_bind") {
-            // SAFETY: By the type invariants `ops` is registered. No VM is
-            // bound any more (each holds a reference on this module, and drop
-            // runs at module exit), and none can bind after this returns.
-            unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
-        }
+        // SAFETY: By the type invariants `ops` is registered. No VM is bound
+        // any more (each holds a reference on this module, and drop runs at
+        // module exit), and none can bind after this returns.
+        unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
         ACTIVE
             .0
             .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);

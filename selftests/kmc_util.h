@@ -264,7 +264,8 @@ static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 	case UCALL_ABORT:
 		REPORT_GUEST_ASSERT(uc);
 	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+		TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc.cmd,
+			  exit_reason_str(vcpu->run->exit_reason));
 	}
 }
 

@@ -12,7 +12,7 @@
 # "both" in each (the name gets a +kmc suffix with the module, and the run
 # is wrapped in kmc_bound.sh, which checks that the module served it).
 # TAGS, comma-separated: release or debug (only on that kernel flavor), tdp,
-# legacy or shadow (only in that mode), split (the +kmc run must also show
+# legacy, shadow (only in the modes named), split (the +kmc run must also show
 # eager-split pages from the module), heavy (only with kmc.heavy=1).
 # On the debug kernel an upstream test runs only with the module: without
 # it, it tests upstream KVM, which the release kernel's base runs do.
@@ -88,17 +88,20 @@ run_step() {	# name command...
 	return $rc
 }
 
-# Whether tags $1 (comma-separated) let a test run in mode $2.
+# Whether tags $1 (comma-separated) let a test run in mode $2: the flavor
+# must match, and the mode must be one of the mode tags if there are any.
 tags_allow() {
+	modes=
 	for t in $(echo "$1" | tr , ' '); do
 		case $t in
 		release | debug) [ "$t" = "$FLAVOR" ] || return 1 ;;
-		tdp | legacy | shadow) [ "$t" = "$2" ] || return 1 ;;
+		tdp | legacy | shadow) modes="$modes $t" ;;
 		split) ;;
 		heavy) [ "$HEAVY" = 1 ] || return 1 ;;
 		*) echo "unknown tag $t" >&2; return 1 ;;
 		esac
 	done
+	[ -z "$modes" ] || case "$modes " in *" $2 "*) ;; *) return 1 ;; esac
 }
 
 module_check() {

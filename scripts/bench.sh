@@ -142,24 +142,32 @@ REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|
 
 # Kernel reports from the console, the guest's dmesg and kmemleak, each
 # attributed to the MMU mode (or mutant) whose window it fell in, by the
-# "kmc-mode:"/"kmc-mutant:" markers the guest writes to /dev/kmsg; reports
-# outside any window belong to "boot". Writes "WINDOW<TAB>LINE" lines to
-# reports.log.
+# "kmc-mode:"/"kmc-mutant:" markers the guest writes to /dev/kmsg (and the
+# window each kmemleak dump was taken in); reports outside any window
+# belong to "boot". A dmesg line also on the console keeps the console's
+# window (dmesg may have lost a marker when its buffer wrapped). Writes
+# "WINDOW<TAB>LINE" lines to reports.log.
 reports() {
-	local f
-	: >"$out/reports.log"
-	for f in console.log dmesg.log kmemleak.log; do
-		[ -f "$out/$f" ] || continue
-		tr -d '\r' <"$out/$f" | awk -v re="$REPORTS" -v f="$f" '
-			BEGIN { w = "boot" }
-			/kmc-(mode|mutant): [^ ]+ begin/ {
-				for (i = 1; i <= NF; i++) if ($i ~ /^kmc-(mode|mutant):$/) break
-				w = ($i == "kmc-mutant:" ? "mutant/" : "") $(i + 1)
+	local f w files=()
+	for f in console.log dmesg.log; do
+		[ -f "$out/$f" ] && files+=("$out/$f")
+	done
+	{
+		[ ${#files[@]} -eq 0 ] || awk -v re="$REPORTS" '
+			FNR == 1 { w = "boot" }
+			{ sub(/\r$/, "") }
+			match($0, /kmc-(mode|mutant): [^ ]+ (begin|end)/) {
+				split(substr($0, RSTART, RLENGTH), m, " ")
+				w = m[3] == "begin" ? (m[1] == "kmc-mutant:" ? "mutant/" : "") m[2] : "boot"
 				next
 			}
-			/kmc-(mode|mutant): [^ ]+ end/ { w = "boot"; next }
-			$0 ~ re { print w "\t" $0 }'
-	done | sort -u >"$out/reports.log"
+			$0 ~ re && !seen[$0]++ { print w "\t" $0 }' "${files[@]}"
+		for f in "$out"/kmemleak-*.log; do
+			[ -f "$f" ] || continue
+			w=${f##*/kmemleak-} w=${w%.log} w=${w//__//}
+			grep -E "$REPORTS" "$f" | sed "s|^|$w\t|" || true
+		done
+	} >"$out/reports.log"
 }
 
 collect() {
@@ -171,7 +179,7 @@ collect() {
 		/^@@@ RETRY / { close(f); f = dir "/" name ".retry" ++retry[name] ".log"; printf "" > f; next }
 		/^@@@ END / { close(f); f = ""; next }
 		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
-		/^@@@ KMEMLEAK/ { f = dir "/../kmemleak.log"; printf "" > f; next }
+		/^@@@ KMEMLEAK/ { w = $3; gsub("/", "__", w); f = dir "/../kmemleak-" w ".log"; printf "" > f; next }
 		/^@@@ ENDDMESG/ { close(f); f = ""; next }
 		f != "" { print > f }' "$out/results.txt"
 	while read -r line; do

@@ -175,6 +175,31 @@ static inline struct kmc_vcpu_caches kmc_read_vcpu(const char *vm_dir, int index
 	return v;
 }
 
+/*
+ * After a fault that needed no new page table (its topup refilled every cache
+ * in use), with the vCPU quiet: vCPU @index of the VM at @vm_dir holds
+ * exactly `capacity` pages in its page-table cache, and in its shadowed-info
+ * cache under shadow paging only; none missed, none is held. Returns the
+ * pages it holds.
+ */
+static inline long kmc_assert_vcpu_full(const char *vm_dir, int index)
+{
+	struct kmc_vcpu_caches c = kmc_read_vcpu(vm_dir, index);
+	long capacity = kmc_capacity();
+	int shadow = kmc_shadow_paging();
+
+	TEST_ASSERT(c.page_table.allocs > 0, "vcpu %d took no page from the module", index);
+	TEST_ASSERT_EQ(c.page_table.misses, 0);
+	TEST_ASSERT_EQ(c.shadowed_info.misses, 0);
+	TEST_ASSERT_EQ(c.page_table.held, 0);
+	TEST_ASSERT_EQ(c.shadowed_info.held, 0);
+	TEST_ASSERT_EQ(c.page_table.free, capacity);
+	TEST_ASSERT_EQ(c.shadowed_info.free, shadow ? capacity : 0);
+	if (!shadow)
+		TEST_ASSERT_EQ(c.shadowed_info.allocs, 0);
+	return c.page_table.free + c.shadowed_info.free;
+}
+
 /* Sum of KVM's page-table pages over all nodes, in kB, exactly. */
 static inline long kmc_sec_page_tables_kb(void)
 {

@@ -7,7 +7,13 @@ MODE=$1
 step() { echo; echo "### $*"; }
 # A step that fails fails the demo (the host looks for "@@@ DEMO OK").
 failed=0
-must() { "$@" || { echo "!!! FAILED ($?): $*"; failed=$((failed + 1)); }; }
+must() {
+	"$@" && return 0
+	rc=$?
+	echo "!!! FAILED ($rc): $*"
+	failed=$((failed + 1))
+	return $rc
+}
 
 step "NUMA nodes of the bench guest"
 for n in /sys/devices/system/node/node*; do

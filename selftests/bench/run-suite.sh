@@ -36,17 +36,32 @@ RETRIED=/tmp/retried
 
 kmsg() { echo "$*" >/dev/kmsg; }
 
-# One attempt at a test: sets $res and $rc.
+# One attempt at a test, in a session of its own so that a timeout kills
+# the whole test (a wrapper script and the selftest it runs), not only its
+# first process: sets $res, $rc and $timed_out.
 attempt() {	# timeout command...
 	tmo=$1; shift
-	timeout -s KILL "$tmo" "$@" </dev/null
+	rm -f /tmp/timed-out
+	setsid "$@" </dev/null &
+	pid=$!
+	( sleep "$tmo"; touch /tmp/timed-out; kill -KILL -- -$pid 2>/dev/null ) &
+	dog=$!
+	wait $pid
 	rc=$?
+	kill $dog 2>/dev/null
+	wait $dog 2>/dev/null
+	# Nothing the test started outlives it.
+	kill -KILL -- -$pid 2>/dev/null
+	timed_out=
 	case $rc in
 	0) res=PASS ;;
 	4) res=SKIP ;;
-	137) res=FAIL; echo "killed after ${tmo}s timeout" ;;
 	*) res=FAIL ;;
 	esac
+	if [ -e /tmp/timed-out ]; then
+		res=FAIL timed_out=1
+		echo "killed after ${tmo}s timeout"
+	fi
 }
 
 # An upstream test that fails without the module is run again, in a fresh
@@ -64,16 +79,16 @@ run_test() {	# name tries timeout command...
 		attempt "$tmo" "$@"
 		tries=$((tries + 1))
 		[ $res = SKIP ] && [ -n "$SKIP_FAILS" ] &&
-			{ res=FAIL; echo "SKIP with the module loaded counts as a failure"; }
+			{ res=FAIL; echo "SKIP with the module loaded counts as a failure"; break; }
 		[ $res = SKIP ] && [ $tries -gt 1 ] &&
 			{ res=FAIL; echo "SKIP after a failed run counts as a failure"; break; }
-		[ $res = FAIL ] && [ $rc != 137 ] && [ $tries -lt $tries_max ] || break
+		[ $res = FAIL ] && [ -z "$timed_out" ] && [ $tries -lt $tries_max ] || break
 		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start))"
 		sleep 5
 	done
 	end=$(date +%s)
 	echo "@@@ END $tn $res rc=$rc secs=$((end - start)) tries=$tries"
-	LAST_TRIES=$tries
+	LAST_TRIES=$tries LAST_RES=$res
 }
 
 # A step that is not a selftest (loading, unloading), reported as a test.
@@ -104,11 +119,28 @@ tags_allow() {
 	[ -z "$modes" ] || case "$modes " in *" $2 "*) ;; *) return 1 ;; esac
 }
 
-module_check() {
-	kmc_loaded || { echo "kvm_mmu_cache is not loaded"; return 1; }
+# Before each test: the module is loaded in the module phase and not in the
+# base phase. If not, the test before left it so: that is reported as a
+# failure of its own, the state is restored, and the test runs.
+precondition() {	# base|module prefix previous-test
+	if [ "$1" = module ] && ! kmc_loaded; then
+		why="kvm_mmu_cache is not loaded after $3"
+		fix=kmc_load
+	elif [ "$1" = base ] && kmc_loaded; then
+		why="kvm_mmu_cache is still loaded after $3"
+		fix=kmc_unload
+	else
+		return 0
+	fi
+	echo "@@@ BEGIN $2precondition/after-${3##*/}"
+	echo "$why"
+	$fix
+	echo "@@@ END $2precondition/after-${3##*/} FAIL rc=1 secs=0 tries=1"
 }
 
 run_phase() {	# base|module mode prefix
+	prev=setup/kvm_load
+	[ "$1" = module ] && prev=setup/kmc_load
 	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
 		tags=
 		case $phase in *:*) tags=${phase#*:}; phase=${phase%%:*} ;; esac
@@ -124,26 +156,23 @@ run_phase() {	# base|module mode prefix
 		bin=$(command -v "$(basename "${cmd%% *}")")
 		args=${cmd#"${cmd%% *}"}
 		[ -n "$MUTANT" ] && [ "$tmo" -gt 120 ] && tmo=120
+		case $1:$FLAVOR:$n in base:debug:upstream/*) continue ;; esac
+		precondition "$1" "$3" "$prev"
+		prev=$n
 		if [ "$1" = base ]; then
-			case $FLAVOR:$n in debug:upstream/*) continue ;; esac
 			tries=1
 			case $n in upstream/*) tries=3 ;; esac
 			SKIP_FAILS=
 			run_test "$3$n" $tries "$tmo" "$bin" $args
-			[ $LAST_TRIES -gt 1 ] && echo "$name" >>$RETRIED.$2
-			continue
-		fi
-		# Module phase: the module must be there for every test.
-		if ! module_check >/tmp/check.log; then
-			echo "@@@ BEGIN $3$n"; cat /tmp/check.log
-			echo "@@@ END $3$n FAIL rc=1 secs=0 tries=1"
-			kmc_load
+			# A +kmc run may be retried only after a base run that
+			# needed a retry and then passed.
+			[ $LAST_TRIES -gt 1 ] && [ $LAST_RES = PASS ] && echo "$name" >>$RETRIED.$2
 			continue
 		fi
 		tries=1
 		if [ $phase = both ] && grep -qxF "$name" $RETRIED.$2 2>/dev/null; then
 			tries=3
-			echo "@@@ INFO $3$n may run up to 3 times: its base run needed a retry"
+			echo "@@@ INFO $3$n may run up to 3 times: its base run failed, then passed"
 		fi
 		split=
 		case ",$tags," in *,split,*) split=--split ;; esac
@@ -167,11 +196,14 @@ run_mode() {	# mode
 	echo "@@@ INFO $mode: kvm.tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) kvm_amd.npt=$(cat /sys/module/kvm_amd/parameters/npt)"
 	rm -f $RETRIED.$mode
 	run_phase base "$mode" "$mode/"
+	precondition base "$mode/" base-phase
 	if run_step "$mode/setup/kmc_load" kmc_load; then
 		run_phase module "$mode" "$mode/"
+		precondition module "$mode/" module-phase
 		run_step "$mode/teardown/kmc_unload" kmc_unload
 	fi
 	run_step "$mode/teardown/kvm_unload" kvm_unload
+	kmemleak_window "$mode/"
 	kmsg "kmc-mode: $mode end"
 }
 
@@ -187,6 +219,7 @@ run_mutants() {	# mode
 			run_phase module "$mode" "mutant/$m/"
 			kmc_loaded && rmmod kvm_mmu_cache
 		fi
+		kmemleak_window "mutant/$m/"
 		kmsg "kmc-mutant: $m end"
 		if kmc_loaded; then
 			echo "@@@ INFO mutant $m could not be unloaded: the rest need a new boot"
@@ -205,10 +238,22 @@ kmemleak_scan() {
 		echo "kmemleak not configured on this kernel"
 		return 0
 	fi
+	# Objects must age before kmemleak reports them: scan twice.
 	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
 	sleep 6
 	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
 	echo "kmemleak scanned"
+}
+
+# At the end of a mode's (or mutant's) window: scan, hand the host what
+# kmemleak found, attributed to the window, and clear it for the next one.
+kmemleak_window() {	# prefix
+	run_step "$1teardown/kmemleak_scan" kmemleak_scan
+	[ -e /sys/kernel/debug/kmemleak ] || return 0
+	echo "@@@ KMEMLEAK ${1%/}"
+	cat /sys/kernel/debug/kmemleak
+	echo "@@@ ENDDMESG"
+	echo clear >/sys/kernel/debug/kmemleak
 }
 
 zcat /proc/config.gz >/tmp/config 2>/dev/null
@@ -220,13 +265,6 @@ else
 	done
 fi
 
-# Reports that only show up later: kmemleak needs objects to age first.
-run_step teardown/kmemleak_scan kmemleak_scan
-if [ -e /sys/kernel/debug/kmemleak ]; then
-	echo "@@@ KMEMLEAK"
-	cat /sys/kernel/debug/kmemleak
-	echo "@@@ ENDDMESG"
-fi
 echo "@@@ DMESG"
 dmesg
 echo "@@@ ENDDMESG"

@@ -9,6 +9,8 @@
 #
 # MODE is tdp, legacy or shadow; a suite run takes several, each run in the
 # same boot with KVM reloaded (see selftests/bench/run-suite.sh).
+# KMC_KO=<path> boots with that kvm_mmu_cache.ko (one built elsewhere, by
+# DKMS say) instead of building the module.
 # Builds (or reuses) the kernel, the module, the selftests and the
 # initramfs, boots a nested-KVM guest under TCG, and writes to DIR:
 # console.log (kernel console), results.log (guest output), tests/<name>.log,
@@ -232,7 +234,12 @@ collect() {
 }
 
 mkdir -p "$out"
-ko=$(build_module)
+if [ -n "${KMC_KO:-}" ]; then
+	[ -f "$KMC_KO" ] || die "KMC_KO=$KMC_KO: no such file"
+	ko=$KMC_KO
+else
+	ko=$(build_module)
+fi
 declare -A mutant_ko
 for m in $mutants; do
 	mutant_ko[$m]=$(build_module "$m")

@@ -14,8 +14,10 @@
 # TAGS, comma-separated: release or debug (only on that kernel flavor), tdp,
 # legacy, shadow (only in the modes named), split (the +kmc run must also show
 # eager-split pages from the module), heavy (only with kmc.heavy=1).
-# On the debug kernel an upstream test runs only with the module: without
-# it, it tests upstream KVM, which the release kernel's base runs do.
+# On the debug kernel an upstream test runs only with the module (without
+# it, it tests upstream KVM, which the release kernel's base runs do), and
+# not in legacy MMU mode, which the release kernel covers; the project's
+# own tests run everywhere.
 #
 # A test passes on exit 0. In the module phase a SKIP (exit 4) is a FAIL:
 # the module is there, so a test that cannot run is a test that did not
@@ -156,7 +158,7 @@ run_phase() {	# base|module mode prefix
 		bin=$(command -v "$(basename "${cmd%% *}")")
 		args=${cmd#"${cmd%% *}"}
 		[ -n "$MUTANT" ] && [ "$tmo" -gt 120 ] && tmo=120
-		case $1:$FLAVOR:$n in base:debug:upstream/*) continue ;; esac
+		case $1:$FLAVOR:$2:$n in base:debug:*:upstream/* | *:debug:legacy:upstream/*) continue ;; esac
 		precondition "$1" "$3" "$prev"
 		prev=$n
 		if [ "$1" = base ]; then

@@ -18,3 +18,8 @@ KMC_KSRC_TARBALL=$KMC_TOOLS/linux-source/usr/src/linux-source-7.2.tar.xz
 
 die() { echo "error: $*" >&2; exit 1; }
 log() { echo "==> $*" >&2; }
+
+# Scripts that stop at the first error name the command that failed.
+if [[ $- == *e* ]]; then
+	trap 'kmc_rc=$?; echo "error: $(basename "${BASH_SOURCE[0]:-$0}"):$LINENO: \"$BASH_COMMAND\" failed (exit $kmc_rc)" >&2' ERR
+fi

@@ -161,11 +161,7 @@ int main(int argc, char *argv[])
 	module = kmc_loaded();
 
 	before_kb = kmc_sec_page_tables_kb();
-	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
-				    TEST_SLOT, TEST_PAGES, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
-	vcpu_args_set(vcpu, 2, TEST_GPA, TEST_PAGES);
+	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
 	/* Populate guest memory now, so that only KVM's allocations can fail. */
 	populate(vm);
 

@@ -302,6 +302,21 @@ static inline void kmc_run_round(struct kvm_vcpu *vcpu)
 }
 
 /*
+ * Host: a VM with one vCPU running @guest_code(@gpa, @pages) over the
+ * @pages of memory at @gpa (memslot @slot), identity-mapped.
+ */
+static inline struct kvm_vm *kmc_vm_with_memory(struct kvm_vcpu **vcpu, void *guest_code,
+						u64 gpa, u32 slot, u64 pages)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, slot, pages, 0);
+	virt_map(vm, gpa, gpa, pages);
+	vcpu_args_set(*vcpu, 2, gpa, pages);
+	return vm;
+}
+
+/*
  * Host: add @rounds rounds of memory for each of @nr_vcpus vCPUs of @vm at
  * @gpa (identity-mapped), vCPU i getting its own part.
  */

@@ -22,7 +22,6 @@
 
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
-#define TEST_GVA	TEST_GPA
 #define TEST_PAGES	(SZ_64M / PAGE_SIZE)
 
 static u64 pattern(u64 page)
@@ -56,11 +55,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
 
 	before = kmc_sec_page_tables_kb();
-	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA,
-				    TEST_SLOT, TEST_PAGES, 0);
-	virt_map(vm, TEST_GVA, TEST_GPA, TEST_PAGES);
-	vcpu_args_set(vcpu, 2, TEST_GVA, TEST_PAGES);
+	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
 
 	vcpu_run(vcpu);
 	switch (get_ucall(vcpu, &uc)) {

@@ -156,6 +156,14 @@ impl Totals {
         self.misses.add(c.stats.misses.load(Relaxed), Relaxed);
     }
 
+    /// Adds what `vm` holds itself: its split cache and split pages, and
+    /// its destroyed vCPUs (not its live ones, nor the VM count).
+    fn add_vm(&self, vm: &VmState) {
+        self.add_cache(&vm.split);
+        self.split_pages.add(vm.split_pages.load(Relaxed), Relaxed);
+        self.add(&vm.retired);
+    }
+
     /// Adds `other`, but for its VM count.
     fn add(&self, other: &Totals) {
         self.allocs.add(other.allocs.load(Relaxed), Relaxed);
@@ -255,11 +263,7 @@ impl Provider for CacheProvider {
         let mut vms = self.shared.vms.lock();
         let retired = &self.shared.retired;
         retired.vms.add(1, Relaxed);
-        retired.add(&vm.retired);
-        retired.add_cache(&vm.split);
-        retired
-            .split_pages
-            .add(vm.split_pages.load(Relaxed), Relaxed);
+        retired.add_vm(&vm);
         vms.retain(|v| v.id != vm.id);
     }
 
@@ -456,10 +460,9 @@ impl Shared {
         let sum = Totals::new();
         sum.add(&self.retired);
         for vm in vms.iter() {
-            sum.add_cache(&vm.split);
-            sum.split_pages.add(vm.split_pages.load(Relaxed), Relaxed);
+            // Under `vcpus`, so that no vCPU moves into `retired` meanwhile.
             let vcpus = vm.vcpus.lock();
-            sum.add(&vm.retired);
+            sum.add_vm(vm);
             for entry in vcpus.iter() {
                 for ty in CacheType::ALL {
                     sum.add_cache(entry.vcpu.cache(ty));

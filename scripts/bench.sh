@@ -13,7 +13,9 @@
 # DKMS say) instead of building the module.
 # Builds (or reuses) the kernel, the module, the selftests and the
 # initramfs, boots a nested-KVM guest under TCG, and writes to DIR:
-# console.log (kernel console), results.log (guest output), tests/<name>.log,
+# console.log (kernel console), results.log (guest output; both the
+# concatenation of each boot's, console.boot<N>.log and results.boot<N>.log,
+# when a hung guest was booted again), tests/<name>.log,
 # dmesg.log, reports.log and summary ("PASSED FAILED SKIPPED FLAKY"). Prints one
 # line per test. Exits non-zero when a test fails, the guest does not
 # finish, or the kernel printed a report (WARNING, BUG, lockdep, KASAN,
@@ -103,8 +105,71 @@ build_initramfs() {	# ko selftest-dir binaries...
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.gz"
 }
 
+# The test still running in a results log, if any: "LINE NAME TIMEOUT TRY"
+# (LINE identifies the attempt: the line of its BEGIN or RETRY).
+running_test() {	# results-log
+	tr -d '\r' <"$1" | awk '
+		/^@@@ (BEGIN|RETRY) / {
+			k = NR; n = $3; t = 900; try = 1
+			for (i = 4; i <= NF; i++) {
+				if ($i ~ /^tmo=/) t = substr($i, 5)
+				if ($i ~ /^try=/) try = substr($i, 5)
+			}
+		}
+		/^@@@ END / { k = "" }
+		END { if (k != "") print k, n, t, try }'
+}
+
+# One boot, watched: a test that has printed nothing that ends it HANG_GRACE
+# seconds after its own timeout (which the guest enforces) hung the guest,
+# either in the kernel (SIGKILL does not end it) or in the emulator. Then
+# QEMU is stopped and $hung/$hung_try name the test.
+HANG_GRACE=${KMC_HANG_GRACE:-150}
+boot_once() {	# boot-number timeout extra-kernel-args
+	local n=$1 left=$2 args=$3 qpid rc=0 key= seen=0 now cur name ttmo try
+	local res=$out/results.boot$n.log
+	hung= hung_try=
+	rm -f "$res" "$out/console.boot$n.log"
+	timeout -s KILL "$left" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
+		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
+		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
+		-append "$args" -display none -monitor none -no-reboot \
+		-d cpu_reset,guest_errors -D "$out/qemu-debug.boot$n.log" \
+		-serial "file:$out/console.boot$n.log" -serial "file:$res" \
+		</dev/null >>"$out/qemu.log" 2>&1 &
+	qpid=$!
+	while kill -0 $qpid 2>/dev/null; do
+		sleep 5
+		[ -f "$res" ] || continue
+		cur=$(running_test "$res")
+		now=$(date +%s)
+		if [ "${cur%% *}" != "$key" ]; then
+			key=${cur%% *} seen=$now
+			continue
+		fi
+		[ -n "$key" ] || continue
+		read -r _ name ttmo try <<<"$cur"
+		if [ $((now - seen)) -gt $((ttmo + HANG_GRACE)) ]; then
+			hung=$name hung_try=$try
+			echo "boot $n: $name printed no result $((now - seen))s after it began (timeout ${ttmo}s): guest stopped" >>"$out/qemu.log"
+			kill -TERM $qpid
+			break
+		fi
+	done
+	wait $qpid || rc=$?
+	echo "boot $n: qemu exit status $rc" >>"$out/qemu.log"
+	[ -z "$hung" ] ||
+		echo "host: no result $((now - seen))s after this run began (timeout ${ttmo}s): the guest was stopped (boot $n)" >>"$res"
+	[ $rc -eq 137 ] && echo "guest killed after ${left}s" >>"$out/qemu.log"
+	return 0
+}
+
+# Boots until the run finishes, at most 4 times, within $tmo seconds in
+# all. After a hang the guest resumes at the hung test: it runs again if it
+# may be retried (an upstream test without the module, fewer than 3 runs so
+# far), and is otherwise recorded as failed and skipped.
 boot() {
-	local mem=4096 smp numa=() i extra_args=
+	local mem=4096 smp numa=() i extra_args= n=1 resume= start left
 	# With 5-level paging (-cpu max has LA57), KASAN reports a
 	# wild-memory-access at early boot, before any KVM code runs, when TCG
 	# delivers an interrupt during identify_cpu(): the debug kernel boots
@@ -117,21 +182,29 @@ boot() {
 		numa+=(-object "memory-backend-ram,id=m$i,size=$((mem / nodes))M"
 			-numa "node,nodeid=$i,cpus=$i,memdev=m$i")
 	done
-	rm -f "$out/console.log" "$out/results.log"
+	rm -f "$out"/console*.log "$out"/results*.log "$out"/qemu-debug*.log "$out/qemu.log"
 	log "booting $flavor kernel, mode=$mode run=$run nodes=$nodes (timeout ${tmo}s)"
-	local start rc=0
 	start=$(date +%s)
-	timeout -s KILL "$tmo" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
-		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
-		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY}" \
-		-display none -monitor none -no-reboot \
-		-d cpu_reset,guest_errors -D "$out/qemu-debug.log" \
-		-serial "file:$out/console.log" -serial "file:$out/results.log" \
-		</dev/null >"$out/qemu.log" 2>&1 || rc=$?
+	while :; do
+		left=$((tmo - ($(date +%s) - start)))
+		[ $left -gt 60 ] || { echo "no time left for boot $n" >>"$out/qemu.log"; break; }
+		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
+		[ -n "$hung" ] || break
+		log "boot $n: $hung hung the guest; booting again"
+		if [ "$run" = suite ] && [ "$hung_try" -lt 3 ] &&
+			[[ $hung =~ ^[a-z]+/upstream/[^+]*$ ]]; then
+			resume=" kmc.resume=$hung kmc.resume_how=retry:$hung_try"
+		else
+			echo "@@@ END $hung FAIL rc=hung secs=? tries=$hung_try" >>"$out/results.boot$n.log"
+			[ "$run" = suite ] || break
+			resume=" kmc.resume=$hung kmc.resume_how=after"
+		fi
+		n=$((n + 1))
+		[ $n -le 4 ] || break
+	done
 	echo $(($(date +%s) - start)) >"$out/boot-seconds"
-	echo "qemu exit status $rc after $(cat "$out/boot-seconds")s" >>"$out/qemu.log"
-	[ $rc -eq 137 ] && echo "guest killed after ${tmo}s" >>"$out/qemu.log"
+	cat "$out"/results.boot*.log >"$out/results.log"
+	cat "$out"/console.boot*.log >"$out/console.log"
 	return 0
 }
 
@@ -151,8 +224,9 @@ REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|
 # "WINDOW<TAB>LINE" lines to reports.log.
 reports() {
 	local f w files=()
-	for f in console.log dmesg.log; do
-		[ -f "$out/$f" ] && files+=("$out/$f")
+	# Each boot's console on its own: a window ends with its boot.
+	for f in "$out"/console.boot*.log "$out/dmesg.log"; do
+		[ -f "$f" ] && files+=("$f")
 	done
 	{
 		[ ${#files[@]} -eq 0 ] || awk -v re="$REPORTS" '
@@ -178,7 +252,7 @@ collect() {
 	tr -d '\r' <"$out/results.log" >"$out/results.txt"
 	awk -v dir="$out/tests" '
 		/^@@@ BEGIN / { name = $3; gsub("/", "__", name); f = dir "/" name ".log"; printf "" > f; next }
-		/^@@@ RETRY / { close(f); f = dir "/" name ".retry" ++retry[name] ".log"; printf "" > f; next }
+		/^@@@ RETRY / { close(f); name = $3; gsub("/", "__", name); f = dir "/" name ".retry" ++retry[name] ".log"; printf "" > f; next }
 		/^@@@ END / { close(f); f = ""; next }
 		/^@@@ DMESG/ { f = dir "/../dmesg.log"; next }
 		/^@@@ KMEMLEAK/ { w = $3; gsub("/", "__", w); f = dir "/../kmemleak-" w ".log"; printf "" > f; next }

@@ -28,6 +28,13 @@
 # With MUTANTS (a space-separated list of names), the module phase of the
 # first mode runs once against each broken module in /kmc/modules/mutants/,
 # and "kmc-mutant: <name> begin|end" goes to /dev/kmsg.
+#
+# A test that hangs the guest (not even SIGKILL ends it, or the guest stops
+# printing) is caught by the host (scripts/bench.sh), which kills the guest
+# and boots it again with KMC_RESUME=<test> and KMC_RESUME_HOW=after (go on
+# with the next test) or retry:<runs so far> (the test may be run again:
+# an upstream test without the module). Modes and tests before it are not
+# run again; setup steps are, named with an @boot<N> suffix.
 . /kmc/lib.sh
 MODES=$(echo "$1" | tr , ' ')
 FILTER=$2
@@ -35,6 +42,11 @@ FLAVOR=$3
 MUTANTS=$4
 HEAVY=$5
 RETRIED=/tmp/retried
+BOOT_SFX=
+[ "${KMC_BOOT:-1}" -gt 1 ] && BOOT_SFX=@boot$KMC_BOOT
+# Present until the test to resume at is reached (run_phase runs in a
+# subshell: a variable would not outlive it).
+[ -n "$KMC_RESUME" ] && echo "$KMC_RESUME" >/tmp/resume
 
 kmsg() { echo "$*" >/dev/kmsg; }
 
@@ -46,7 +58,8 @@ attempt() {	# timeout command...
 	rm -f /tmp/timed-out
 	setsid "$@" </dev/null &
 	pid=$!
-	( sleep "$tmo"; touch /tmp/timed-out; kill -KILL -- -$pid 2>/dev/null ) &
+	( sleep "$tmo"; touch /tmp/timed-out; kill -KILL -- -$pid 2>/dev/null
+	  sleep 20; kill -0 $pid 2>/dev/null && unkillable $pid ) &
 	dog=$!
 	wait $pid
 	rc=$?
@@ -66,6 +79,17 @@ attempt() {	# timeout command...
 	fi
 }
 
+# A test still there 20 s after SIGKILL is stuck in the kernel: show where,
+# in the test's log (the host kills the guest after the test's timeout).
+unkillable() {	# process-group
+	echo "@@@ INFO still running 20 s after SIGKILL; its tasks:"
+	for t in /proc/[0-9]*/task/[0-9]*; do
+		[ "$(awk '{ print $5 }' $t/stat 2>/dev/null)" = "$1" ] || continue
+		echo "${t#/proc/} $(cat $t/comm) $(grep ^State: $t/status)"
+		sed 's/^/    /' $t/stack 2>/dev/null
+	done
+}
+
 # An upstream test that fails without the module is run again, in a fresh
 # process, up to 3 runs in all: with 2 vCPUs in legacy MMU mode a nested
 # guest sometimes triple-faults at once under TCG, without the module and
@@ -74,9 +98,14 @@ attempt() {	# timeout command...
 # with the logs of the failed runs; kernel reports are never retried.
 run_test() {	# name tries timeout command...
 	tn=$1; tries_max=$2; tmo=$3; shift 3
-	echo "@@@ BEGIN $tn"
+	tries=${START_TRIES:-0}
+	# tmo= and try= tell the host's hang watchdog what to wait for.
+	if [ $tries -gt 0 ]; then
+		echo "@@@ RETRY $tn rc=hung boot=$KMC_BOOT tmo=$tmo try=$((tries + 1))"
+	else
+		echo "@@@ BEGIN $tn tmo=$tmo try=1"
+	fi
 	start=$(date +%s)
-	tries=0
 	while :; do
 		attempt "$tmo" "$@"
 		tries=$((tries + 1))
@@ -85,7 +114,7 @@ run_test() {	# name tries timeout command...
 		[ $res = SKIP ] && [ $tries -gt 1 ] &&
 			{ res=FAIL; echo "SKIP after a failed run counts as a failure"; break; }
 		[ $res = FAIL ] && [ -z "$timed_out" ] && [ $tries -lt $tries_max ] || break
-		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start))"
+		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start)) tmo=$tmo try=$((tries + 1))"
 		sleep 5
 	done
 	end=$(date +%s)
@@ -95,7 +124,7 @@ run_test() {	# name tries timeout command...
 
 # A step that is not a selftest (loading, unloading), reported as a test.
 run_step() {	# name command...
-	tn=$1; shift
+	tn=$1$BOOT_SFX; shift
 	echo "@@@ BEGIN $tn"
 	"$@"
 	rc=$?
@@ -154,6 +183,15 @@ run_phase() {	# base|module mode prefix
 		*) continue ;;
 		esac
 		echo "$n" | grep -Eq "$FILTER" || continue
+		START_TRIES=
+		if [ -e /tmp/resume ]; then
+			[ "$3$n" = "$(cat /tmp/resume)" ] || continue
+			rm /tmp/resume
+			case $KMC_RESUME_HOW in
+			retry:*) START_TRIES=${KMC_RESUME_HOW#retry:} ;;
+			*) prev=$n; continue ;;
+			esac
+		fi
 		# KVM selftests open their own ELF through argv[0]: a full path.
 		bin=$(command -v "$(basename "${cmd%% *}")")
 		args=${cmd#"${cmd%% *}"}
@@ -190,6 +228,8 @@ run_phase() {	# base|module mode prefix
 
 run_mode() {	# mode
 	mode=$1
+	# Resuming in a later mode.
+	[ -e /tmp/resume ] && [ "$(cut -d/ -f1 /tmp/resume)" != "$mode" ] && return
 	kmsg "kmc-mode: $mode begin"
 	if ! run_step "$mode/setup/kvm_load" kvm_load "$mode"; then
 		kmsg "kmc-mode: $mode end"

@@ -17,17 +17,25 @@
 //! `Shared::retired` under `vms`, so that [`Shared::totals`] is exact. The
 //! fault path takes only its vCPU's cache mutexes, then KVM's `mmu_lock`.
 
+// Every `unsafe` block is in `rust/` (allowed per module below), behind a
+// safe API.
+#![deny(unsafe_code)]
 // The `no_bind` mutant leaves the registration code unused.
 #![cfg_attr(kmc_mutant = "no_bind", allow(dead_code, unused))]
 
+#[allow(unsafe_code)]
 #[path = "rust/bindings.rs"]
 mod bindings;
+#[allow(unsafe_code)]
 #[path = "rust/mmu_memory_cache.rs"]
 mod mmu_memory_cache;
+#[allow(unsafe_code)]
 #[path = "rust/module_param.rs"]
 mod module_param;
+#[allow(unsafe_code)]
 #[path = "rust/percpu_counter.rs"]
 mod percpu_counter;
+#[allow(unsafe_code)]
 #[path = "rust/provider.rs"]
 mod provider;
 
@@ -50,6 +58,7 @@ use kernel::{
 use mmu_memory_cache::MmuMemoryCache;
 use percpu_counter::PercpuCounter;
 use provider::{
+    new_kvm_page,
     CacheTemplate,
     CacheType,
     Kvm,
@@ -212,16 +221,7 @@ fn atomic_page(init: u64) -> Option<KvmPage> {
     // __GFP_ACCOUNT, which bindgen leaves out: charge the page to the VM's
     // memory cgroup as KVM does.
     let gfp = kernel::bindings::GFP_ATOMIC | (1 << kernel::bindings::___GFP_ACCOUNT_BIT);
-    // SAFETY: Allocating a page has no preconditions; KVM owns and frees it.
-    let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
-    let page = core::ptr::NonNull::new(addr as *mut u64)?;
-    if init != 0 {
-        for i in 0..(kernel::page::PAGE_SIZE / 8) {
-            // SAFETY: `page` is a fresh page of `PAGE_SIZE` bytes owned here.
-            unsafe { page.as_ptr().add(i).write(init) };
-        }
-    }
-    Some(page.cast())
+    new_kvm_page(gfp, init)
 }
 
 /// The provider registered with KVM.
@@ -336,15 +336,11 @@ impl Provider for CacheProvider {
     }
 
     fn topup(&self, vcpu: &VcpuState, ty: CacheType, min: i32) -> Result {
-        // SAFETY: KVM calls the vCPU callbacks from the vCPU's task, a topup
-        // always followed by a release in the same ioctl (see `Provider`),
-        // so this task owns the vCPU's caches.
-        unsafe { vcpu.cache(ty).topup_and_hold(min) }
+        vcpu.cache(ty).topup_and_hold(min)
     }
 
     fn alloc(&self, vcpu: &VcpuState, ty: CacheType, _nid: Node) -> Option<KvmPage> {
-        // SAFETY: As in `topup()`, this task owns the vCPU's caches.
-        unsafe { vcpu.cache(ty).alloc_held() }.or_else(|| {
+        vcpu.cache(ty).alloc_held().or_else(|| {
             atomic_page(match ty {
                 CacheType::PageTable => vcpu.page_table_init,
                 CacheType::ShadowedInfo => vcpu.shadowed_info_init,
@@ -354,31 +350,24 @@ impl Provider for CacheProvider {
 
     fn release(&self, vcpu: &VcpuState) {
         for ty in CacheType::ALL {
-            // SAFETY: As in `topup()`, this task owns the vCPU's caches.
-            unsafe { vcpu.cache(ty).release() };
+            vcpu.cache(ty).release();
         }
     }
 
     fn split_topup(&self, vm: &VmState, min: i32) -> Result {
-        // SAFETY: KVM calls the split callbacks with `slots_lock` held, a
-        // split topup always followed by a split release under it, so the
-        // task holding `slots_lock` owns the split cache.
-        unsafe { vm.split.topup_and_hold(min) }
+        vm.split.topup_and_hold(min)
     }
 
     fn split_nr_free(&self, vm: &VmState) -> i32 {
-        // SAFETY: As in `split_topup()`.
-        unsafe { vm.split.nr_free_held() }
+        vm.split.nr_free_held()
     }
 
     fn split_alloc(&self, vm: &VmState, _nid: Node) -> Option<KvmPage> {
-        // SAFETY: As in `split_topup()`.
-        unsafe { vm.split.alloc_held() }.or_else(|| atomic_page(0))
+        vm.split.alloc_held().or_else(|| atomic_page(0))
     }
 
     fn split_release(&self, vm: &VmState) {
-        // SAFETY: As in `split_topup()`.
-        unsafe { vm.split.release() };
+        vm.split.release();
     }
 
     fn split_page(
@@ -387,10 +376,7 @@ impl Provider for CacheProvider {
         _nid: Node,
         gfp: kernel::bindings::gfp_t,
     ) -> Option<KvmPage> {
-        // SAFETY: Allocating a page has no preconditions; KVM owns and
-        // frees it.
-        let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
-        let page = core::ptr::NonNull::new(addr as *mut c_void)?;
+        let page = new_kvm_page(gfp, 0)?;
         vm.split_pages.add(1, Relaxed);
         Some(page)
     }

@@ -9,11 +9,13 @@
 //! shared [`PercpuCounter`] under the cache's own mutex: the sum of the
 //! counter over all caches is, exactly, the number of unused cached pages.
 //!
-//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The owner of a cache
-//! (a vCPU, or the task holding `slots_lock` for eager splits) holds the
-//! mutex from its topup to the end of the fault or split walk, taking
-//! `mmu_lock` in between; anyone else (debugfs, a shrinker) only locks a cache
-//! while holding no KVM lock, and a shrinker only ever trylocks it.
+//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The task that tops a
+//! cache up (a vCPU's, or the one holding `slots_lock` for eager splits)
+//! holds the mutex from the topup to the end of the fault or split walk,
+//! taking `mmu_lock` in between; anyone else (debugfs, a shrinker) only
+//! locks a cache while holding no KVM lock, and a shrinker only ever
+//! trylocks it. The cache records which task holds it, so every method is
+//! safe to call from any task: only the holder allocates or releases.
 
 use crate::{
     bindings,
@@ -34,6 +36,7 @@ use kernel::{
         Arc,
         LockClassKey, //
     },
+    task::Task,
     types::Opaque, //
 };
 
@@ -67,8 +70,9 @@ impl CacheStats {
 ///   objects.
 /// - Every change of `cache.nobjs` is added to `counter` while `lock` is
 ///   held, so `counter` carries exactly this cache's `nobjs`.
-/// - `held` is true exactly while the cache's owner holds `lock` across calls,
-///   from [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`].
+/// - `holder` is the task that holds `lock` across calls, from
+///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`], and
+///   null while no task does.
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -76,13 +80,14 @@ pub(crate) struct MmuMemoryCache {
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
     counter: Arc<PercpuCounter>,
-    held: Atomic<bool>,
+    holder: Atomic<*mut kernel::bindings::task_struct>,
     /// Statistics, for debugfs.
     pub(crate) stats: CacheStats,
 }
 
 // SAFETY: The C cache is only touched with `lock` held (type invariants);
-// the rest is atomics and a shared reference to a `Sync` counter.
+// the rest is atomics (`holder` is only compared, never dereferenced) and a
+// shared reference to a `Sync` counter.
 unsafe impl Send for MmuMemoryCache {}
 // SAFETY: As for `Send`: shared access goes through `lock` or atomics.
 unsafe impl Sync for MmuMemoryCache {}
@@ -118,7 +123,7 @@ impl MmuMemoryCache {
             ..Default::default()
         };
         // INVARIANT: a page cache that starts empty, counted as zero in
-        // `counter`; `held` starts false with `lock` unlocked.
+        // `counter`; no holder, with `lock` unlocked.
         Ok(try_pin_init!(Self {
             lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
                 // SAFETY: `slot` is valid for writes and pinned; `name` and
@@ -128,7 +133,7 @@ impl MmuMemoryCache {
             cache: UnsafeCell::new(cache),
             capacity,
             counter,
-            held: Atomic::new(false),
+            holder: Atomic::new(core::ptr::null_mut()),
             stats: CacheStats::new(),
         }))
     }
@@ -170,25 +175,27 @@ impl MmuMemoryCache {
         nobjs as usize
     }
 
+    /// Whether the calling task holds the cache across calls. A relaxed
+    /// read suffices: only the holder itself stores its own task here.
+    fn held_by_current(&self) -> bool {
+        self.holder.load(Relaxed) == Task::current_raw()
+    }
+
     /// Makes at least `min` objects available and keeps the cache locked for
-    /// its owner until [`Self::release`], so that nobody else can empty it
-    /// between the topup and the allocations that follow. May sleep.
-    ///
-    /// # Safety
-    ///
-    /// Only the cache's owner calls this, [`Self::alloc_held`] and
-    /// [`Self::release`], and always from the task that holds the cache
-    /// (the vCPU's task from a topup to the end of its fault).
-    pub(crate) unsafe fn topup_and_hold(&self, min: i32) -> Result {
+    /// the calling task until it calls [`Self::release`], so that nobody else
+    /// can empty it between the topup and the allocations that follow. May
+    /// sleep: waits for whoever else has the cache locked.
+    pub(crate) fn topup_and_hold(&self, min: i32) -> Result {
         if min > self.capacity {
             return Err(EINVAL);
         }
-        if !self.held.load(Relaxed) {
+        let me = Task::current_raw();
+        if self.holder.load(Relaxed) != me {
             self.lock();
-            // INVARIANT: the owner now holds `lock` across calls.
-            self.held.store(true, Relaxed);
+            // INVARIANT: this task now holds `lock` across calls.
+            self.holder.store(me, Relaxed);
         }
-        // SAFETY: The owner holds `lock` (`held` is true).
+        // SAFETY: This task holds `lock`.
         let before = unsafe { self.nobjs() };
         // Refill whenever the cache is below capacity, not only below `min`:
         // a quiet cache then holds exactly `capacity` pages, which is what
@@ -198,8 +205,13 @@ impl MmuMemoryCache {
         } else {
             self.capacity
         };
-        // SAFETY: `cache` is a valid page cache, guarded by `lock`, which the
-        // owner holds; capacity never changes for a cache.
+        // Most faults find the cache full (a 4 KiB fault takes a table once
+        // per 2 MiB): then there is nothing to fill and nothing to count.
+        if before >= fill {
+            return Ok(());
+        }
+        // SAFETY: `cache` is a valid page cache, guarded by `lock`, which
+        // this task holds; capacity never changes for a cache.
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
         let nobjs = unsafe { self.nobjs() };
@@ -215,21 +227,16 @@ impl MmuMemoryCache {
         to_result(ret)
     }
 
-    /// Pops an object for KVM, or returns `None` if the owner did not top the
-    /// cache up or it is empty. Never sleeps.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::topup_and_hold`].
-    pub(crate) unsafe fn alloc_held(&self) -> Option<NonNull<c_void>> {
-        // SAFETY: If `held` is true the owner, which is the caller by this
-        // function's safety contract, holds `lock`.
-        if !self.held.load(Relaxed) || unsafe { self.nobjs() } == 0 {
+    /// Pops an object for KVM, or returns `None` if the calling task did not
+    /// top the cache up or it is empty. Never sleeps.
+    pub(crate) fn alloc_held(&self) -> Option<NonNull<c_void>> {
+        // SAFETY: If this task is the holder, it holds `lock`.
+        if !self.held_by_current() || unsafe { self.nobjs() } == 0 {
             self.stats.misses.add(1, Relaxed);
             return None;
         }
         // SAFETY: `cache` is valid and non-empty, and guarded by `lock`,
-        // which the caller holds.
+        // which this task holds.
         let obj = unsafe { bindings::kvm_mmu_memory_cache_alloc(self.cache.get()) };
         // INVARIANT: one object left the cache, under `lock`.
         if !cfg!(kmc_mutant = "uncounted_alloc") {
@@ -239,39 +246,39 @@ impl MmuMemoryCache {
         NonNull::new(obj)
     }
 
-    /// Ends what [`Self::topup_and_hold`] started; a no-op if it did not run.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::topup_and_hold`].
-    pub(crate) unsafe fn release(&self) {
+    /// Ends what [`Self::topup_and_hold`] started in the calling task; a no-op
+    /// if this task does not hold the cache.
+    pub(crate) fn release(&self) {
         if cfg!(kmc_mutant = "no_release") {
             return;
         }
-        if self.held.load(Relaxed) {
-            // INVARIANT: `held` is cleared before the owner drops `lock`.
-            self.held.store(false, Relaxed);
-            // SAFETY: `held` was true, so the owner (the caller) holds `lock`.
+        let holder = self.holder.load(Relaxed);
+        // Most releases are of a cache nobody holds (the shadowed-info cache
+        // under TDP): no need to look up the current task for those.
+        if !holder.is_null() && holder == Task::current_raw() {
+            // INVARIANT: the holder is cleared before this task drops `lock`.
+            self.holder.store(core::ptr::null_mut(), Relaxed);
+            // SAFETY: This task is the holder, so it holds `lock`.
             unsafe { self.unlock() };
         }
     }
 
-    /// Objects the owner may allocate now: zero unless it holds the cache.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Self::topup_and_hold`].
-    pub(crate) unsafe fn nr_free_held(&self) -> i32 {
-        if !self.held.load(Relaxed) {
+    /// Objects the calling task may allocate now: zero unless it holds the
+    /// cache.
+    pub(crate) fn nr_free_held(&self) -> i32 {
+        if !self.held_by_current() {
             return 0;
         }
-        // SAFETY: `held` is true, so the owner (the caller) holds `lock`.
+        // SAFETY: This task is the holder, so it holds `lock`.
         unsafe { self.nobjs() }
     }
 
     /// The exact number of cached objects, read under the cache's lock. May
-    /// sleep until the owner's fault is over.
+    /// sleep until the holder's fault is over.
     pub(crate) fn nr_free(&self) -> i32 {
+        if self.held_by_current() {
+            return self.nr_free_held();
+        }
         self.lock();
         // SAFETY: `lock` is held, taken just above.
         let nobjs = unsafe { self.nobjs() };
@@ -288,10 +295,10 @@ impl MmuMemoryCache {
         unsafe { core::ptr::addr_of!((*cache).nobjs).read_volatile() }
     }
 
-    /// Whether the owner holds the cache (between a topup and its release):
-    /// a racy read, for debugfs.
+    /// Whether a task holds the cache (between a topup and its release): a
+    /// racy read, for debugfs.
     pub(crate) fn is_held(&self) -> bool {
-        self.held.load(Relaxed)
+        !self.holder.load(Relaxed).is_null()
     }
 
     /// The most objects the cache holds.
@@ -307,7 +314,7 @@ impl PinnedDrop for MmuMemoryCache {
         // it would be a bug in the caller's teardown order, and it may still
         // be running: leak the pages (and leave their count in the counter)
         // rather than unlock its mutex or free the pages under it.
-        if kernel::warn_on!(self.held.load(Relaxed)) {
+        if kernel::warn_on!(!self.holder.load(Relaxed).is_null()) {
             pr_err!("cache dropped while held by its owner: pages leaked\n");
             return;
         }

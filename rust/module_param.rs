@@ -94,6 +94,9 @@ macro_rules! ranged_u32_param {
         static $name: $crate::module_param::RangedU32Param<{ $min }, { $max }> =
             $crate::module_param::RangedU32Param::new($default);
 
+        // The link sections are what `unsafe_code` objects to: this macro's
+        // own, checked here, not the caller's.
+        #[allow(unsafe_code)]
         const _: () = {
             #[link_section = "__param"]
             #[used(compiler)]

@@ -58,6 +58,22 @@ fn node_from_raw(nid: c_int) -> Node {
 /// A page handed to KVM, which owns it from then on and frees it itself.
 pub(crate) type KvmPage = NonNull<c_void>;
 
+/// A fresh page for KVM, allocated with `gfp` and filled with `init` in
+/// every 64-bit word (zeroed when `init` is 0), or `None` if none is free.
+pub(crate) fn new_kvm_page(gfp: kernel::bindings::gfp_t, init: u64) -> Option<KvmPage> {
+    // SAFETY: Allocating a page has no preconditions.
+    let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
+    let page = NonNull::new(addr as *mut u64)?;
+    if init != 0 {
+        for i in 0..(kernel::page::PAGE_SIZE / 8) {
+            // SAFETY: `page` is a fresh page of `PAGE_SIZE` bytes, owned here
+            // until it is handed to KVM.
+            unsafe { page.as_ptr().add(i).write(init) };
+        }
+    }
+    Some(page.cast())
+}
+
 /// How KVM initialises the objects of one of its caches.
 pub(crate) type CacheTemplate = bindings::kvm_mmu_memory_cache;
 

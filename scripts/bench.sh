@@ -3,9 +3,15 @@
 #
 # Boot the QEMU test bench once and collect what the guest reports.
 #
-#   bench.sh [--flavor release|debug] [--mode MODE[,MODE...]]
+#   bench.sh [--flavor release|debug|noseam] [--mode MODE[,MODE...]]
 #            [--run suite|demo|bench|mutants] [--nodes 2|4] [--filter REGEX]
-#            [--out DIR] [--timeout SECONDS] [--mutants "NAME..."]
+#            [--out DIR] [--timeout SECONDS] [--mutants "NAME..."] [--icount]
+#
+# --icount: QEMU's instruction counter (-icount shift=0,sleep=off, single-
+# threaded TCG, one CPU, no NUMA): guest time counts guest instructions,
+# for the benchmark (see make bench). KMC_ROUNDS, KMC_VARIANTS and
+# KMC_VCPUS are passed to a benchmark run (selftests/bench/bench.sh), and
+# KMC_ALT_KO=<path> goes in as its "alt" module.
 #
 # MODE is tdp, legacy or shadow; a suite run takes several, each run in the
 # same boot with KVM reloaded (see selftests/bench/run-suite.sh).
@@ -23,9 +29,10 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=release mode=tdp run=suite nodes=2 filter=. out= tmo= mutants=
+flavor=release mode=tdp run=suite nodes=2 filter=. out= tmo= mutants= icount=
 while [ $# -gt 0 ]; do
 	case $1 in
+	--icount) icount=1 nodes=1; shift; continue ;;
 	--flavor) flavor=$2 ;;
 	--mode) mode=$2 ;;
 	--run) run=$2 ;;
@@ -41,7 +48,7 @@ done
 for m in ${mode//,/ }; do
 	case $m in tdp | legacy | shadow) ;; *) die "bad --mode $mode" ;; esac
 done
-case $nodes in 2 | 4) ;; *) die "--nodes must be 2 or 4" ;; esac
+case $nodes in 1 | 2 | 4) ;; *) die "--nodes must be 1, 2 or 4" ;; esac
 out=${out:-$KMC_ROOT/out/$flavor-${mode//,/-}-$run}
 tmo=${tmo:-$([ "$flavor" = debug ] && echo 5400 || echo 2700)}
 
@@ -94,12 +101,16 @@ build_initramfs() {	# ko selftest-dir binaries...
 	cp "$KMC_ROOT"/selftests/bench/*.sh "$KMC_ROOT/selftests/tests.list" "$root/kmc/"
 	cp "$KMC_ROOT"/selftests/tests/*.sh "$root/kmc/tests/"
 	cp "$kdir/virt/lib/irqbypass.ko" "$kdir/arch/x86/kvm/kvm.ko" \
-		"$kdir/arch/x86/kvm/kvm-amd.ko" "$ko" "$root/kmc/modules/"
+		"$kdir/arch/x86/kvm/kvm-amd.ko" $ko "$root/kmc/modules/"
 	if [ -n "$mutants" ]; then
 		mkdir -p "$root/kmc/modules/mutants"
 		for m in $mutants; do
 			cp "${mutant_ko[$m]}" "$root/kmc/modules/mutants/$m.ko"
 		done
+	fi
+	if [ -n "${KMC_ALT_KO:-}" ]; then
+		mkdir -p "$root/kmc/modules/alt"
+		cp "$KMC_ALT_KO" "$root/kmc/modules/alt/kvm_mmu_cache.ko"
 	fi
 	for b in "$@"; do cp "$st/$b" "$root/kmc/bin/"; done
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.gz"
@@ -130,7 +141,7 @@ boot_once() {	# boot-number timeout extra-kernel-args
 	local res=$out/results.boot$n.log
 	hung= hung_try=
 	rm -f "$res" "$out/console.boot$n.log"
-	timeout -s KILL "$left" qemu-system-x86_64 -M q35 -accel tcg,thread=multi \
+	timeout -s KILL "$left" qemu-system-x86_64 -M q35 "${accel[@]}" \
 		-cpu max -smp "$smp,sockets=$smp,cores=1,threads=1" -m "${mem}M" "${numa[@]}" \
 		-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.gz" \
 		-append "$args" -display none -monitor none -no-reboot \
@@ -169,7 +180,9 @@ boot_once() {	# boot-number timeout extra-kernel-args
 # may be retried (an upstream test without the module, fewer than 3 runs so
 # far), and is otherwise recorded as failed and skipped.
 boot() {
-	local mem=4096 smp numa=() i extra_args= n=1 resume= start left
+	local mem=4096 smp numa=() i extra_args= n=1 resume= start left accel
+	accel=(-accel tcg,thread=multi)
+	[ -n "$icount" ] && accel=(-accel tcg -icount shift=0,sleep=off)
 	# With 5-level paging (-cpu max has LA57), KASAN reports a
 	# wild-memory-access at early boot, before any KVM code runs, when TCG
 	# delivers an interrupt during identify_cpu(): the debug kernel boots
@@ -178,7 +191,7 @@ boot() {
 	# One vCPU and one socket per node (a socket split over nodes makes
 	# the guest warn about its topology), 4 GiB split evenly.
 	smp=$nodes
-	for ((i = 0; i < nodes; i++)); do
+	for ((i = 0; i < nodes && nodes > 1; i++)); do
 		numa+=(-object "memory-backend-ram,id=m$i,size=$((mem / nodes))M"
 			-numa "node,nodeid=$i,cpus=$i,memdev=m$i")
 	done
@@ -188,7 +201,7 @@ boot() {
 	while :; do
 		left=$((tmo - ($(date +%s) - start)))
 		[ $left -gt 60 ] || { echo "no time left for boot $n" >>"$out/qemu.log"; break; }
-		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_PAIRS:+ kmc.pairs=$KMC_PAIRS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
+		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_ROUNDS:+ kmc.rounds=$KMC_ROUNDS}${KMC_VARIANTS:+ kmc.variants=$KMC_VARIANTS}${KMC_VCPUS:+ kmc.vcpus=$KMC_VCPUS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
 		[ -n "$hung" ] || break
 		log "boot $n: $hung hung the guest; booting again"
 		if [ "$run" = suite ] && [ "$hung_try" -lt 3 ] &&
@@ -308,7 +321,10 @@ collect() {
 }
 
 mkdir -p "$out"
-if [ -n "${KMC_KO:-}" ]; then
+if [ "$flavor" = noseam ]; then
+	# Without the seam there is nothing for the module to bind to.
+	ko=
+elif [ -n "${KMC_KO:-}" ]; then
 	[ -f "$KMC_KO" ] || die "KMC_KO=$KMC_KO: no such file"
 	ko=$KMC_KO
 else

@@ -1,78 +1,163 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make bench: fault-path cost of kvm_mmu_cache against KVM's built-in caches
-# on the same (release) kernel, in one QEMU boot, interleaved A/B pairs.
-# Prints the per-pair times, the median of each variant and the median of
-# the per-pair ratios (module / built-in; below 1 is faster). Figures only:
-# nothing here passes or fails on timing.
-#   KMC_PAIRS=6 (the guest's default)  KMC_MODE=tdp|legacy|shadow
+# make bench: the fault path's cost, as figures (nothing here passes or
+# fails on a timing).
+#
+# 1. kvm_mmu_cache against KVM's built-in caches, on the release bench
+#    kernel, in one boot: per MMU mode, test and vCPU count, ROUNDS rounds
+#    of the three variants interleaved (selftests/bench/bench.sh).
+# 2. The seam's own cost without a module: the release kernel against the
+#    same configuration built without patches/ (build-kernel.sh noseam),
+#    KVM's built-in caches in both, in alternating boots.
+#
+# By default under QEMU's instruction counter (-icount shift=0,sleep=off,
+# one CPU, no NUMA): guest time is a count of guest instructions, which
+# repeats to about 0.1% where wall-clock runs spread by 5% or more. It
+# cannot see cache misses, remote memory, lock contention between real
+# CPUs or retpoline stalls: the ratios say how much work the module and
+# the seam add to a fault, nothing else.
+#
+#   KMC_BENCH_CLOCK=icount|wall  wall: multi-threaded TCG, 2 CPUs, 2 nodes
+#   KMC_MODES="tdp legacy shadow"  KMC_VCPUS="1 2"  KMC_ROUNDS=5
+#   KMC_SEAM_BOOTS=3   boots of each kernel for part 2 (0: skip part 2)
+#   KMC_ALT_KO=<path>  a throw-away build of the module timed as a fourth
+#                      variant, "alt" (to count what one change costs)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
+clock=${KMC_BENCH_CLOCK:-icount}
+modes=${KMC_MODES:-tdp legacy shadow}
+vcpus=${KMC_VCPUS:-1 2}
+rounds=${KMC_ROUNDS:-5}
+seam_boots=${KMC_SEAM_BOOTS:-3}
+out=$KMC_ROOT/out/bench
+case $clock in
+icount) clockopt=--icount ;;
+wall) clockopt= ;;
+*) die "KMC_BENCH_CLOCK must be icount or wall" ;;
+esac
+
 "$KMC_ROOT/scripts/setup.sh"
-mode=${KMC_MODE:-tdp}
-out=$KMC_ROOT/out/bench-$mode
+rm -rf "$out"
 mkdir -p "$out"
-rc=0
-"$KMC_ROOT/scripts/bench.sh" --flavor release --mode "$mode" --run bench --out "$out" \
-	>"$out/bench.log" 2>&1 || rc=$?
-grep -E '^(PASS|FAIL)' "$out/bench.log" || true
-if ! [ -f "$out/results.txt" ]; then
-	echo "error: the benchmark boot did not run (exit $rc); see $out/bench.log" >&2
-	tail -n 20 "$out/bench.log" >&2
-	exit 1
+
+bench_boot() {	# flavor name variants rounds
+	local dir=$out/$2 rc=0
+	KMC_ROUNDS=$4 KMC_VARIANTS=$3 KMC_VCPUS=${vcpus// /,} \
+		"$KMC_ROOT/scripts/bench.sh" --flavor "$1" --mode "${modes// /,}" --run bench \
+		$clockopt --timeout 14400 --out "$dir" >"$dir.log" 2>&1 || rc=$?
+	if ! [ -f "$dir/results.txt" ] || ! grep -q '^@@@ DONE' "$dir/results.txt"; then
+		echo "error: benchmark boot $2 did not finish (bench.sh exit $rc); see $dir.log" >&2
+		tail -n 20 "$dir.log" >&2
+		exit 1
+	fi
+	grep -E '^FAIL' "$dir.log" >&2 || true
+}
+
+log "part 1: module vs built-in, release kernel, $clock"
+bench_boot release module "builtin,module,module40${KMC_ALT_KO:+,alt}" "$rounds"
+if [ "$seam_boots" -gt 0 ]; then
+	log "part 2: seam without module vs kernel without the seam, $seam_boots boots each"
+	"$KMC_ROOT/scripts/build-kernel.sh" noseam >/dev/null
+	for i in $(seq 1 "$seam_boots"); do
+		bench_boot noseam noseam$i builtin 2
+		bench_boot release seam$i builtin 2
+	done
 fi
-python3 - "$out/results.txt" "$mode" <<'PY' || rc=$?
-import re, statistics, sys
-path, mode = sys.argv[1], sys.argv[2]
-runs = {}
-foot = []
-wrong = []
-for line in open(path, errors="replace"):
-    m = re.match(r"@@@ BENCH (\S+) v=(\d+) variant=(\S+) pair=(\d+) secs=(\S+)", line)
-    if m:
-        t, v, var, pair, s = m.groups()
-        pair_runs = runs.setdefault((t, int(v)), {}).setdefault(int(pair), {})
+
+python3 - "$out" "$clock" "$rounds" <<'PY' | tee "$out/summary.txt"
+import glob, os, re, statistics, sys
+out, clock, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
+LINE = re.compile(r"@@@ BENCH mode=(\S+) test=(\S+) v=(\d+) variant=(\S+) round=(\d+) secs=(\S+)")
+
+def read(path):
+    """{(mode, test, vcpus): {round: {variant: secs}}} and the wrong-variant runs."""
+    runs, wrong = {}, []
+    for line in open(path, errors="replace"):
+        m = LINE.match(line.strip())
+        if not m:
+            continue
+        mode, test, v, var, rnd, s = m.groups()
+        row = runs.setdefault((mode, test, int(v)), {}).setdefault(int(rnd), {})
         if s == "wrong-variant":
-            wrong.append(f"{t} v={v} {var} round {pair}")
+            wrong.append(f"{mode} {test} v={v} {var} round {rnd}")
         try:
-            pair_runs[var] = float(s)
+            row[var] = float(s)
         except ValueError:
-            pass  # killed, no figure or wrong variant: the round is left out
+            pass  # killed, no figure or wrong variant: left out
+    return runs, wrong
+
+def spread(xs):
+    return f"{min(xs):.3f}..{max(xs):.3f}"
+
+unit = "M guest instructions" if clock == "icount" else "ms wall-clock"
+def fmt(secs):
+    return f"{secs * 1e3:.2f}"
+
+failed = []
+runs, wrong = read(os.path.join(out, "module", "results.txt"))
+failed += wrong
+print(f"kvm_mmu_cache fault-path benchmark ({clock}): release bench kernel, nested KVM under TCG")
+print(f"{rounds} interleaved rounds per row after a warm-up run; THP off; 32 MiB per vCPU")
+print(f"figures: median {unit}; ratio: median of per-round ratios to built-in, [min..max]")
+print("fault_bench: only the faulting KVM_RUN; demand_paging: demand_paging_test total guest")
+print("execution time; dirty_log_populate: dirty_log_perf_test populate phase")
+print()
+variants = ["module", "module40"] + (["alt"] if any("alt" in r for rows in runs.values() for r in rows.values()) else [])
+print(f"{'mode':<7}{'test':<19}{'vCPUs':>5} {'built-in':>9}" +
+      "".join(f" {v:>9} {'ratio':>6} {'[spread]':<13}" for v in variants))
+order = {"tdp": 0, "legacy": 1, "shadow": 2}
+for (mode, test, v), rows in sorted(runs.items(), key=lambda kv: (order.get(kv[0][0], 9),) + kv[0][1:]):
+    full = [r for r in rows.values() if all(k in r for k in ["builtin"] + variants) and r["builtin"] > 0]
+    if not full:
+        print(f"{mode:<7}{test:<19}{v:>5}  no complete round")
+        failed.append(f"{mode} {test} v={v}: no complete round")
+        continue
+    line = f"{mode:<7}{test:<19}{v:>5} {fmt(statistics.median(r['builtin'] for r in full)):>9}"
+    for var in variants:
+        rs = [r[var] / r["builtin"] for r in full]
+        line += f" {fmt(statistics.median(r[var] for r in full)):>9} {statistics.median(rs):>6.3f} [{spread(rs)}]"
+    if len(full) < len(rows):
+        line += f"  ({len(rows) - len(full)} incomplete rounds left out)"
+    print(line)
+
+foot = []
+for line in open(os.path.join(out, "module", "results.txt"), errors="replace"):
     m = re.match(r"@@@ FOOTPRINT round=(\d+) unused=(\d+) vcpus=(\d+)", line)
     if m:
         foot.append(int(m.group(2)) / int(m.group(3)))
-pairs = max((max(ps) for ps in runs.values()), default=0)
-print(f"kvm_mmu_cache fault-path benchmark: {mode} MMU, release kernel, nested KVM under TCG,")
-print(f"64 MiB per test, THP off, {pairs} interleaved rounds per row (the six orders of the three variants in turn)")
-print()
-print("ratio = module time / built-in time of the same pair (below 1: faster);")
-print("module40 = the module with capacity=40, KVM's own cache size")
-print()
-print(f"{'test':<20} {'vCPUs':>5} {'built-in':>9} {'module':>9} {'ratio':>7} {'module40':>9} {'ratio40':>8}  module ratios per pair")
-for (t, v), ps in sorted(runs.items()):
-    full = [p for p in ps.values()
-            if all(k in p for k in ("builtin", "module", "module40")) and p["builtin"] > 0]
-    dropped = len(ps) - len(full)
-    if not full:
-        print(f"{t:<20} {v:>5}  no complete round ({dropped} incomplete)")
-        continue
-    ratios = [p["module"] / p["builtin"] for p in full]
-    ratios40 = [p["module40"] / p["builtin"] for p in full]
-    b = statistics.median(p["builtin"] for p in full)
-    mo = statistics.median(p["module"] for p in full)
-    m40 = statistics.median(p["module40"] for p in full)
-    print(f"{t:<20} {v:>5} {b:>9.3f} {mo:>9.3f} {statistics.median(ratios):>7.3f} {m40:>9.3f} "
-          f"{statistics.median(ratios40):>8.3f}  " + " ".join(f"{r:.3f}" for r in ratios)
-          + (f"  ({dropped} incomplete rounds left out)" if dropped else ""))
-print("(built-in, module, module40: median seconds; ratio, ratio40: median of per-pair ratios)")
-print()
 if foot:
-    print(f"unused cached page-table pages per vCPU after faulting (module, capacity 4, "
-          f"counter test): median {statistics.median(foot):.1f}, {min(foot):.1f}..{max(foot):.1f}")
-if wrong:
-    print(f"FAIL: {len(wrong)} rounds ran in the wrong variant and were left out: " + "; ".join(wrong))
+    print()
+    print(f"unused cached page-table pages per vCPU after faulting (module, capacity 4, TDP, "
+          f"kmc_counter_test): median {statistics.median(foot):.1f}, {min(foot):.1f}..{max(foot):.1f}")
+
+seam = sorted(glob.glob(os.path.join(out, "seam*", "results.txt")))
+if seam:
+    base = {}
+    for kind in ("noseam", "seam"):
+        for path in sorted(glob.glob(os.path.join(out, kind + "[0-9]*", "results.txt"))):
+            boot = int(re.search(r"(\d+)/results.txt$", path).group(1))
+            r, w = read(path)
+            failed += w
+            for key, rows in r.items():
+                for rnd, vs in rows.items():
+                    if "builtin" in vs:
+                        base.setdefault(key, {}).setdefault((boot, rnd), {})[kind] = vs["builtin"]
+    print()
+    print("the seam without a module: release kernel / the same config without patches/,")
+    print("KVM's built-in caches in both; alternating boots, ratio per (boot pair, round)")
+    print(f"{'mode':<7}{'test':<19}{'vCPUs':>5} {'no seam':>9} {'seam':>9} {'ratio':>6} {'[spread]':<13}")
+    for (mode, test, v), pairs in sorted(base.items()):
+        full = [p for p in pairs.values() if "noseam" in p and "seam" in p and p["noseam"] > 0]
+        if not full:
+            print(f"{mode:<7}{test:<19}{v:>5}  no complete pair")
+            continue
+        rs = [p["seam"] / p["noseam"] for p in full]
+        print(f"{mode:<7}{test:<19}{v:>5} {fmt(statistics.median(p['noseam'] for p in full)):>9} "
+              f"{fmt(statistics.median(p['seam'] for p in full)):>9} {statistics.median(rs):>6.3f} [{spread(rs)}]")
+if failed:
+    print()
+    print(f"FAIL: {len(failed)} runs or rows in the wrong state, left out: " + "; ".join(failed))
     sys.exit(1)
 PY
-exit $rc

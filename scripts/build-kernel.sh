@@ -1,7 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the bench kernel: build-kernel.sh release|debug
+# Build the bench kernel: build-kernel.sh release|debug|noseam
+#
+# noseam is the release kernel's configuration built without patches/: the
+# baseline for the seam's own cost (make bench).
 #
 # The pristine Linux source is unpacked once into a git repository; the seam
 # series in patches/ is applied with `git am` on a worktree of it. Each build
@@ -13,9 +16,9 @@ set -euo pipefail
 
 flavor=${1:-release}
 case $flavor in
-release) fragments="$KMC_ROOT/config/base.config" ;;
+release | noseam) fragments="$KMC_ROOT/config/base.config $KMC_ROOT/config/release.config" ;;
 debug) fragments="$KMC_ROOT/config/base.config $KMC_ROOT/config/debug.config" ;;
-*) die "unknown flavor '$flavor' (release|debug)" ;;
+*) die "unknown flavor '$flavor' (release|debug|noseam)" ;;
 esac
 
 [ -f "$KMC_KSRC_TARBALL" ] || die "kernel source missing: run scripts/setup.sh"
@@ -23,6 +26,7 @@ esac
 RECIPE=1
 ksrc_version=$(cat "$KMC_TOOLS/linux-source/.version")
 patches=$(ls "$KMC_ROOT"/patches/*.patch 2>/dev/null || true)
+[ "$flavor" = noseam ] && patches=
 
 src_key=$( { echo "$RECIPE $ksrc_version"; [ -z "$patches" ] || cat $patches; } |
 	sha256sum | cut -c1-16)
@@ -40,6 +44,12 @@ fi
 
 exec 9>"$KMC_CACHE/.kernel.lock"
 flock 9
+# Another run may have built it while this one waited for the lock.
+if [ -f "$build/.kmc-done" ]; then
+	log "kernel $flavor cached: $build"
+	echo "$build"
+	exit 0
+fi
 
 unpack_pristine() {
 	[ -f "$pristine/.kmc-done" ] && return

@@ -1,50 +1,53 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fault-path benchmark inside the bench guest: bench.sh MODE [PAIRS]
+# Fault-path benchmark inside the bench guest:
+#   bench.sh MODES ROUNDS VARIANTS VCPUS
+# MODES: comma-separated tdp, legacy, shadow (KVM reloaded for each).
+# VARIANTS: comma-separated, of builtin (KVM's own caches: the module is not
+# loaded), module (kvm_mmu_cache, capacity 4) and module40 (capacity 40,
+# KVM's own cache size: separates the refills of a small cache from the
+# cost of the module's calls and counting) and alt (another build of the
+# module, capacity 4, from /kmc/modules/alt/). A kernel without the seam runs
+# builtin only. VCPUS: comma-separated vCPU counts.
 #
-# Interleaved runs: KVM's built-in caches (module not loaded when the VM is
-# created), kvm_mmu_cache with its default capacity (4), and kvm_mmu_cache
-# with KVM's own capacity (40), which separates the cost of refilling a
-# small cache on most faults from the cost of the module's locking and
-# counting. The order changes every round (see run_order) so that neither
-# drift over the run nor a run's position favours a variant. THP is off so
-# that every 4 KiB page takes a fault. Prints "@@@ BENCH <test> v=<vcpus> variant=<builtin|module|
-# module40> pair=<n> secs=<t>" lines for scripts/benchmark.sh to summarise.
+# Per mode, test and vCPU count: one warm-up run (not reported; the first
+# run after a load is often an outlier), then ROUNDS rounds, each running
+# every variant once, in an order that changes every round (see run_order).
+# Each run is checked before and after: the module loaded or not, its
+# capacity, and the run's VM bound to the module or not; a run in the wrong
+# state prints "wrong-variant" instead of a time. THP is off, so every 4 KiB
+# page takes a fault. Prints "@@@ BENCH mode=<m> test=<t> v=<n>
+# variant=<v> round=<r> secs=<s>" for scripts/benchmark.sh.
 . /kmc/lib.sh
-MODE=$1
-PAIRS=${2:-6}
-MEM=64M
+MODES=$(echo "$1" | tr , ' ')
+ROUNDS=${2:-5}
+VARIANTS=$(echo "${3:-builtin,module,module40}" | tr , ' ')
+VCPUS=$(echo "${4:-1,2}" | tr , ' ')
 B=/kmc/bin
+TESTS="fault_bench demand_paging dirty_log_populate"
 
 echo never >/sys/kernel/mm/transparent_hugepage/enabled
-kvm_load "$MODE" || exit 1
 
 # Seconds from a "label: 1.234567890s" line of a selftest's output.
 secs() { sed -n "s/^$1:[[:space:]]*\([0-9.]*\)s.*/\1/p" | head -n1; }
 
 # A run that stalls (nested guests under TCG very rarely do, with or
-# without the module) is killed after RUN_TIMEOUT seconds and reported
-# without a time; its round is left out of the medians.
-RUN_TIMEOUT=300
-run_one() {	# test vcpus variant pair
-	if ! check_variant "$3"; then
-		echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=wrong-variant"
-		return
-	fi
-	bound0=$(bound_vms)
+# without the module) is killed and reported without a time; its round is
+# left out of the medians.
+RUN_TIMEOUT=600
+timed() {	# test vcpus
 	case $1 in
-	demand_paging) t=$(timeout -s KILL $RUN_TIMEOUT $B/demand_paging_test -b $MEM -v "$2" 2>&1 |
-		secs 'Total guest execution time') ;;
-	dirty_log_populate) t=$(timeout -s KILL $RUN_TIMEOUT $B/dirty_log_perf_test -b $MEM -v "$2" -i 2 2>&1 |
-		secs 'Populate memory time') ;;
+	fault_bench) set -- 'Faulting KVM_RUN time' $B/kmc_fault_bench -m 32 -v "$2" ;;
+	demand_paging) set -- 'Total guest execution time' $B/demand_paging_test -b 32M -v "$2" ;;
+	dirty_log_populate) set -- 'Populate memory time' $B/dirty_log_perf_test -b 32M -v "$2" -i 2 ;;
 	esac
-	# The module variants must have bound the test's VM; built-in none.
-	if [ "$3" != builtin ] && [ "$(bound_vms)" -le "$bound0" ]; then
-		echo "variant $3: the VM was not bound to the module"
-		t=wrong-variant
-	fi
-	echo "@@@ BENCH $1 v=$2 variant=$3 pair=$4 secs=${t:-none}"
+	label=$1; shift
+	timeout -s KILL $RUN_TIMEOUT "$@" >/tmp/run.out 2>&1
+	t=$(secs "$label" </tmp/run.out)
+	# No figure: show why, on the log (not in the command substitution).
+	[ -n "$t" ] || tail -n 5 /tmp/run.out | sed "s|^|no figure from $*: |" >&2
+	echo "$t"
 }
 
 # VMs bound to the module since it was loaded (0 without the module).
@@ -61,49 +64,86 @@ check_variant() {
 	cap=/sys/module/kvm_mmu_cache/parameters/capacity
 	case $1 in
 	builtin) ! kmc_loaded ;;
-	module) kmc_loaded && [ "$(cat $cap)" = 4 ] ;;
+	module | alt) kmc_loaded && [ "$(cat $cap)" = 4 ] ;;
 	module40) kmc_loaded && [ "$(cat $cap)" = 40 ] ;;
 	esac || { echo "variant $1: the module is not in that state"; return 1; }
 }
 
-# The order of the three runs of round N: the six orders in turn, so that
-# over six rounds each variant runs twice in each position.
-run_order() {	# round
-	case $((($1 - 1) % 6)) in
-	0) echo "builtin module module40" ;;
-	1) echo "module40 module builtin" ;;
-	2) echo "module module40 builtin" ;;
-	3) echo "builtin module40 module" ;;
-	4) echo "module40 builtin module" ;;
-	5) echo "module builtin module40" ;;
+set_variant() {	# variant
+	kmc_loaded && { kmc_unload || return 1; }
+	case $1 in
+	module) kmc_load ;;
+	module40) kmc_load capacity=40 ;;
+	alt) insmod $KO/alt/kvm_mmu_cache.ko ;;
 	esac
 }
 
-for test in demand_paging dirty_log_populate; do
-	for v in 1 2; do
-		for pair in $(seq 1 "$PAIRS"); do
-			order=$(run_order "$pair")
-			for variant in $order; do
-				case $variant in
-				module) kmc_load || echo "insmod failed" ;;
-				module40) kmc_load capacity=40 || echo "insmod capacity=40 failed" ;;
-				esac
-				run_one $test "$v" "$variant" "$pair"
-				if kmc_loaded && ! kmc_unload; then
-					echo "rmmod failed: the benchmark cannot go on"
-					break 4
-				fi
+run_one() {	# mode test vcpus variant round
+	set_variant "$4" || echo "variant $4: could not load or unload the module"
+	t=wrong-variant
+	if check_variant "$4"; then
+		bound0=$(bound_vms)
+		t=$(timed "$2" "$3")
+		t=${t:-none}
+		# A module variant must have bound the run's VM.
+		if [ "$t" != none ] && [ "$4" != builtin ] && [ "$(bound_vms)" -le "$bound0" ]; then
+			echo "variant $4: the VM was not bound to the module"
+			t=wrong-variant
+		fi
+		check_variant "$4" || t=wrong-variant
+	fi
+	[ "$5" = warmup ] ||
+		echo "@@@ BENCH mode=$1 test=$2 v=$3 variant=$4 round=$5 secs=$t"
+}
+
+# The variants in round N's order: rotated by one each round and reversed
+# every other round, so that each variant takes each position about equally
+# often (for three variants, the six orders in six rounds).
+run_order() {	# round
+	set -- "$1" $VARIANTS
+	r=$1; shift
+	n=$#
+	k=$(((r - 1) % n))
+	while [ $k -gt 0 ]; do
+		first=$1; shift; set -- "$@" "$first"
+		k=$((k - 1))
+	done
+	if [ $((((r - 1) / n) % 2)) = 1 ]; then
+		rev=
+		for v; do rev="$v $rev"; done
+		echo $rev
+	else
+		echo "$@"
+	fi
+}
+
+for mode in $MODES; do
+	kvm_load "$mode" || { echo "kvm_load $mode failed"; continue; }
+	echo "@@@ INFO bench $mode: kvm.tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu) kvm_amd.npt=$(cat /sys/module/kvm_amd/parameters/npt)"
+	for test in $TESTS; do
+		for v in $VCPUS; do
+			run_one "$mode" "$test" "$v" "${VARIANTS%% *}" warmup
+			for round in $(seq 1 "$ROUNDS"); do
+				for variant in $(run_order "$round"); do
+					run_one "$mode" "$test" "$v" "$variant" "$round"
+				done
 			done
 		done
 	done
+	kmc_loaded && kmc_unload
+	kvm_unload
 done
 
 # Unused cached pages per vCPU after faulting, with the module: the
 # counter test's per-round figures (2 vCPUs).
-kmc_load
-/kmc/bin/kmc_counter_test 2>&1 | sed -n 's/^round \([0-9]*\): unused_pages \([0-9]*\).*/@@@ FOOTPRINT round=\1 unused=\2 vcpus=2/p'
-kmc_unload
-kvm_unload
+case " $VARIANTS " in *" module "*)
+	kvm_load tdp && kmc_load &&
+		$B/kmc_counter_test 2>&1 |
+		sed -n 's/^round \([0-9]*\): unused_pages \([0-9]*\).*/@@@ FOOTPRINT round=\1 unused=\2 vcpus=2/p'
+	kmc_loaded && kmc_unload
+	kvm_unload
+	;;
+esac
 echo "@@@ DMESG"
 dmesg
 echo "@@@ ENDDMESG"

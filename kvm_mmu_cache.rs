@@ -11,8 +11,8 @@
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
-//! cache's mutex. Only the debugfs recount takes a list and a cache lock
-//! together. A vCPU leaving `vcpus` folds its statistics into its VM's
+//! cache's mutex. Nothing takes a list and a cache lock together: the
+//! debugfs recount copies the lists first. A vCPU leaving `vcpus` folds its statistics into its VM's
 //! `retired` under `vcpus`, a VM leaving `vms` its own into
 //! `Shared::retired` under `vms`, so that [`Shared::totals`] is exact. The
 //! fault path takes only its vCPU's cache mutexes, then KVM's `mmu_lock`.
@@ -426,17 +426,22 @@ impl Shared {
 
     /// The unused cached pages, counted one cache at a time under each
     /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
-    fn recount(&self) -> i64 {
+    ///
+    /// A cache's lock is held across a whole fault, which may wait on a
+    /// userfaultfd: the lists are copied and their locks dropped before any
+    /// cache is waited on, so that a recount never holds up VM or vCPU
+    /// creation.
+    fn recount(&self) -> Result<i64> {
         let mut total = 0i64;
-        for vm in self.vms.lock().iter() {
+        for vm in snapshot(&self.vms.lock(), Arc::clone)? {
             total += i64::from(vm.split.nr_free());
-            for entry in vm.vcpus.lock().iter() {
+            for vcpu in snapshot(&vm.vcpus.lock(), |e| e.vcpu.clone())? {
                 for ty in CacheType::ALL {
-                    total += i64::from(entry.vcpu.cache(ty).nr_free());
+                    total += i64::from(vcpu.cache(ty).nr_free());
                 }
             }
         }
-        total
+        Ok(total)
     }
 
     /// Statistics since load, exact whenever no vCPU is in a fault and no
@@ -467,8 +472,18 @@ fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> 
     writeln!(f, "{}", shared.unused_pages.sum())
 }
 
+/// A copy of `list`, mapped by `f`, taken while the caller holds its lock.
+fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
+    let mut copy = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+    for item in list.iter() {
+        copy.push(f(item), GFP_KERNEL)?;
+    }
+    Ok(copy)
+}
+
 fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    writeln!(f, "{}", shared.recount())
+    let total = shared.recount().map_err(|_| core::fmt::Error)?;
+    writeln!(f, "{total}")
 }
 
 /// Shows the module-wide statistics (`stats`).

@@ -15,7 +15,11 @@
 //! taking `mmu_lock` in between; anyone else (debugfs, a shrinker) only
 //! locks a cache while holding no KVM lock, and a shrinker only ever
 //! trylocks it. The cache records which task holds it, so every method is
-//! safe to call from any task: only the holder allocates or releases.
+//! safe to call from any task: only the holder allocates or releases. Task
+//! context only: `current` identifies the caller. A holder must release the
+//! cache before it returns to user space (KVM pairs every topup with a
+//! release in the same ioctl); one that did not would keep every other task
+//! from the cache.
 
 use crate::{
     bindings,
@@ -65,14 +69,16 @@ impl CacheStats {
 ///
 /// # Invariants
 ///
-/// - `lock` is an initialised mutex; `cache` is only accessed with it held.
+/// - `lock` is an initialised mutex; `cache` is only accessed with it held,
+///   but for the racy read of `nobjs` in [`MmuMemoryCache::nr_free_racy`].
 /// - `cache` is a page cache (`kmem_cache` is NULL) of at most `capacity`
 ///   objects.
 /// - Every change of `cache.nobjs` is added to `counter` while `lock` is
 ///   held, so `counter` carries exactly this cache's `nobjs`.
-/// - `holder` is the task that holds `lock` across calls, from
-///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`], and
-///   null while no task does.
+/// - `holder` is non-null exactly while a task holds `lock` across calls,
+///   from [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`],
+///   and is then that task's `task_struct`. Only the task holding `lock`
+///   writes it: set after `lock()`, cleared before `unlock()`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -85,11 +91,13 @@ pub(crate) struct MmuMemoryCache {
     pub(crate) stats: CacheStats,
 }
 
-// SAFETY: The C cache is only touched with `lock` held (type invariants);
-// the rest is atomics (`holder` is only compared, never dereferenced) and a
-// shared reference to a `Sync` counter.
+// SAFETY: The C cache's pages and object array may be freed by any task; a
+// hold is tied to a task through `holder` (compared, never dereferenced),
+// not to whoever owns this value.
 unsafe impl Send for MmuMemoryCache {}
-// SAFETY: As for `Send`: shared access goes through `lock` or atomics.
+// SAFETY: Shared access to the C cache goes through `lock` (type
+// invariants), but for a racy read of an `int`; the rest is atomics and a
+// shared reference to a `Sync` counter.
 unsafe impl Sync for MmuMemoryCache {}
 
 impl MmuMemoryCache {
@@ -176,7 +184,9 @@ impl MmuMemoryCache {
     }
 
     /// Whether the calling task holds the cache across calls. A relaxed
-    /// read suffices: only the holder itself stores its own task here.
+    /// read suffices: only a task holding `lock` stores its own task here,
+    /// and it clears it before unlocking, so by coherence a task reads its
+    /// own pointer only while it holds `lock`.
     fn held_by_current(&self) -> bool {
         self.holder.load(Relaxed) == Task::current_raw()
     }
@@ -184,7 +194,8 @@ impl MmuMemoryCache {
     /// Makes at least `min` objects available and keeps the cache locked for
     /// the calling task until it calls [`Self::release`], so that nobody else
     /// can empty it between the topup and the allocations that follow. May
-    /// sleep: waits for whoever else has the cache locked.
+    /// sleep: waits for whoever else has the cache locked. On any error but
+    /// `EINVAL` the cache is held all the same: call `release()` regardless.
     pub(crate) fn topup_and_hold(&self, min: i32) -> Result {
         if min > self.capacity {
             return Err(EINVAL);
@@ -195,7 +206,8 @@ impl MmuMemoryCache {
             // INVARIANT: this task now holds `lock` across calls.
             self.holder.store(me, Relaxed);
         }
-        // SAFETY: This task holds `lock`.
+        // SAFETY: Either `lock` was taken just above, or `holder` is this
+        // task, which by the type invariants holds it.
         let before = unsafe { self.nobjs() };
         // Refill whenever the cache is below capacity, not only below `min`:
         // a quiet cache then holds exactly `capacity` pages, which is what
@@ -255,11 +267,17 @@ impl MmuMemoryCache {
         let holder = self.holder.load(Relaxed);
         // Most releases are of a cache nobody holds (the shadowed-info cache
         // under TDP): no need to look up the current task for those.
-        if !holder.is_null() && holder == Task::current_raw() {
+        if holder.is_null() {
+            return;
+        }
+        if holder == Task::current_raw() {
             // INVARIANT: the holder is cleared before this task drops `lock`.
             self.holder.store(core::ptr::null_mut(), Relaxed);
             // SAFETY: This task is the holder, so it holds `lock`.
             unsafe { self.unlock() };
+        } else {
+            // Another task's hold: a caller that lost track of its own.
+            kernel::warn_on!(true);
         }
     }
 
@@ -277,7 +295,8 @@ impl MmuMemoryCache {
     /// sleep until the holder's fault is over.
     pub(crate) fn nr_free(&self) -> i32 {
         if self.held_by_current() {
-            return self.nr_free_held();
+            // SAFETY: This task is the holder, so it holds `lock`.
+            return unsafe { self.nobjs() };
         }
         self.lock();
         // SAFETY: `lock` is held, taken just above.
@@ -310,12 +329,11 @@ impl MmuMemoryCache {
 #[pinned_drop]
 impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
-        // Nobody else can reach the cache any more; an owner that still held
-        // it would be a bug in the caller's teardown order, and it may still
-        // be running: leak the pages (and leave their count in the counter)
-        // rather than unlock its mutex or free the pages under it.
+        // A holder that never released is a bug in the caller's teardown
+        // order; only the locking task may unlock the mutex: leak the pages
+        // (and leave their count in the counter) rather than unlock it here.
         if kernel::warn_on!(!self.holder.load(Relaxed).is_null()) {
-            pr_err!("cache dropped while held by its owner: pages leaked\n");
+            pr_err!("cache dropped while held by a task: pages leaked\n");
             return;
         }
         self.lock();

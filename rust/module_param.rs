@@ -48,6 +48,11 @@ impl<const MIN: u32, const MAX: u32> RangedU32Param<MIN, MAX> {
         self.value.get().cast()
     }
 
+    /// The parameter's operations, for its `struct kernel_param`.
+    pub(crate) const fn ops(&self) -> *const kernel::bindings::kernel_param_ops {
+        &Self::OPS
+    }
+
     /// The parameter's operations: a range-checked set, a plain get.
     pub(crate) const OPS: kernel::bindings::kernel_param_ops = kernel::bindings::kernel_param_ops {
         flags: 0,
@@ -94,8 +99,8 @@ macro_rules! ranged_u32_param {
         static $name: $crate::module_param::RangedU32Param<{ $min }, { $max }> =
             $crate::module_param::RangedU32Param::new($default);
 
-        // The link sections are what `unsafe_code` objects to: this macro's
-        // own, checked here, not the caller's.
+        // The link sections are what `unsafe_code` objects to; only `$name`
+        // and literals from the caller are expanded in here.
         #[allow(unsafe_code)]
         const _: () = {
             #[link_section = "__param"]
@@ -107,9 +112,7 @@ macro_rules! ranged_u32_param {
                     // at load and alive until unload; only its address is
                     // taken here.
                     mod_: &raw mut kernel::bindings::__this_module,
-                    ops: core::ptr::from_ref(
-                        &$crate::module_param::RangedU32Param::<{ $min }, { $max }>::OPS,
-                    ),
+                    ops: $name.ops(),
                     perm: 0o444,
                     level: -1,
                     flags: 0,

@@ -57,7 +57,8 @@ impl PercpuCounter {
     /// Adds `delta` (which may be negative).
     pub(crate) fn add(&self, delta: i64) {
         // SAFETY: `percpu_counter_batch` is a valid `int`, which CPU hotplug
-        // may rewrite at any time: read it once, as C's READ_ONCE() does.
+        // may rewrite at any time: read it once, like READ_ONCE(); any value
+        // is a valid batch.
         let batch = unsafe { core::ptr::addr_of!(bindings::percpu_counter_batch).read_volatile() };
         // SAFETY: By the type invariants, `inner` is an initialised counter.
         unsafe { bindings::percpu_counter_add_batch(self.inner.get(), delta, batch) };

@@ -60,16 +60,16 @@ pub(crate) type KvmPage = NonNull<c_void>;
 
 /// A fresh page for KVM, allocated with `gfp` and filled with `init` in
 /// every 64-bit word (zeroed when `init` is 0), or `None` if none is free.
+/// KVM frees it with `free_page()`.
 pub(crate) fn new_kvm_page(gfp: kernel::bindings::gfp_t, init: u64) -> Option<KvmPage> {
     // SAFETY: Allocating a page has no preconditions.
     let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
     let page = NonNull::new(addr as *mut u64)?;
     if init != 0 {
-        for i in 0..(kernel::page::PAGE_SIZE / 8) {
-            // SAFETY: `page` is a fresh page of `PAGE_SIZE` bytes, owned here
-            // until it is handed to KVM.
-            unsafe { page.as_ptr().add(i).write(init) };
-        }
+        // SAFETY: `page` is a fresh, page-aligned (so `u64`-aligned) page of
+        // `PAGE_SIZE` bytes, owned here until it is handed to KVM.
+        unsafe { core::slice::from_raw_parts_mut(page.as_ptr(), kernel::page::PAGE_SIZE / 8) }
+            .fill(init);
     }
     Some(page.cast())
 }
@@ -87,6 +87,9 @@ pub(crate) struct Kvm(Opaque<bindings::kvm>);
 /// time (under `vcpu->mutex`), and every `topup()` is followed by a
 /// `release()` before the ioctl returns; the split methods run with
 /// `slots_lock` held, each `split_topup()` followed by `split_release()`.
+/// Soundness does not rest on that pairing (a cache knows the task holding
+/// it); liveness does: a topup never released keeps other tasks from its
+/// cache.
 pub(crate) trait Provider: Sync + 'static {
     /// Per-VM data.
     type Vm: Send + Sync;

@@ -445,9 +445,13 @@ impl Shared {
             }
             return Ok(total);
         }
-        for vm in snapshot(&self.vms.lock(), Arc::clone)? {
+        // Each copy in a `let` of its own: a lock guard made in a `for`
+        // loop's head would live until the end of the loop.
+        let vms = snapshot(&self.vms.lock(), Arc::clone)?;
+        for vm in vms {
             total += i64::from(vm.split.nr_free());
-            for vcpu in snapshot(&vm.vcpus.lock(), |e| e.vcpu.clone())? {
+            let vcpus = snapshot(&vm.vcpus.lock(), |e| e.vcpu.clone())?;
+            for vcpu in vcpus {
                 for ty in CacheType::ALL {
                     total += i64::from(vcpu.cache(ty).nr_free());
                 }

@@ -17,6 +17,12 @@ use kernel::{
     error::to_result,
     prelude::*,
     sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Full,
+            Release, //
+        },
         Arc,
         ArcBorrow, //
     },
@@ -90,7 +96,7 @@ pub(crate) struct Kvm(Opaque<bindings::kvm>);
 /// Soundness does not rest on that pairing (a cache knows the task holding
 /// it); liveness does: a topup never released keeps other tasks from its
 /// cache.
-pub(crate) trait Provider: Sync + 'static {
+pub(crate) trait Provider: Send + Sync + 'static {
     /// Per-VM data.
     type Vm: Send + Sync;
     /// Per-vCPU data.
@@ -140,10 +146,9 @@ pub(crate) trait Provider: Sync + 'static {
 /// the ops table: KVM calls it only for VMs bound while registered, and
 /// each bound VM holds a reference on this module, so the registration
 /// (dropped at module exit) outlives them.
-struct ActiveProvider(core::sync::atomic::AtomicPtr<c_void>);
+struct ActiveProvider(Atomic<*mut c_void>);
 
-static ACTIVE: ActiveProvider =
-    ActiveProvider(core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()));
+static ACTIVE: ActiveProvider = ActiveProvider(Atomic::new(core::ptr::null_mut()));
 
 /// The registration of `P` with KVM; unregisters on drop.
 ///
@@ -185,12 +190,7 @@ impl<P: Provider> Registration<P> {
                 _: {
                     ACTIVE
                         .0
-                        .compare_exchange(
-                            core::ptr::null_mut(),
-                            active.cast_mut().cast(),
-                            core::sync::atomic::Ordering::AcqRel,
-                            core::sync::atomic::Ordering::Acquire,
-                        )
+                        .cmpxchg(core::ptr::null_mut(), active.cast_mut().cast(), Full)
                         .map_err(|_| EBUSY)?;
                     // SAFETY: `this` points to the `Registration` being
                     // initialised, whose `ops` was initialised above; it is
@@ -200,9 +200,7 @@ impl<P: Provider> Registration<P> {
                     // SAFETY: `ops` is a fully initialised, pinned ops table.
                     let ret = unsafe { bindings::kvm_mmu_cache_provider_register(ops) };
                     if let Err(e) = to_result(ret) {
-                        ACTIVE
-                            .0
-                            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+                        ACTIVE.0.store(core::ptr::null_mut(), Release);
                         return Err(e);
                     }
                     // INVARIANT: registered, and `ACTIVE` points to the provider.
@@ -217,7 +215,7 @@ impl<P: Provider> Registration<P> {
     /// Called by KVM through the ops table, which it uses only while the
     /// registration is alive (see [`ActiveProvider`]).
     unsafe fn active() -> &'static P {
-        let p = ACTIVE.0.load(core::sync::atomic::Ordering::Acquire);
+        let p = ACTIVE.0.load(Acquire);
         // SAFETY: By the `ActiveProvider` invariants and the caller's
         // contract, `p` points to the live provider `P` of the registration.
         unsafe { &*p.cast::<P>() }
@@ -469,8 +467,6 @@ impl<P: Provider> PinnedDrop for Registration<P> {
         // any more (each holds a reference on this module, and drop runs at
         // module exit), and none can bind after this returns.
         unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
-        ACTIVE
-            .0
-            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+        ACTIVE.0.store(core::ptr::null_mut(), Release);
     }
 }

@@ -26,6 +26,7 @@
 #[allow(unsafe_code)]
 #[path = "rust/bindings.rs"]
 mod bindings;
+mod debugfs_files;
 #[allow(unsafe_code)]
 #[path = "rust/mmu_memory_cache.rs"]
 mod mmu_memory_cache;
@@ -311,7 +312,7 @@ impl Provider for CacheProvider {
         }
         let file = match &*dir {
             Some(dir) => KBox::pin_init(
-                dir.read_callback_file(&name, vcpu.clone(), &show_vcpu),
+                dir.read_callback_file(&name, vcpu.clone(), &debugfs_files::show_vcpu),
                 GFP_KERNEL,
             )?,
             None => return Err(ENOMEM),
@@ -380,28 +381,6 @@ impl Provider for CacheProvider {
         vm.split_pages.add(1, Relaxed);
         Some(page)
     }
-}
-
-fn show_cache(
-    f: &mut core::fmt::Formatter<'_>,
-    name: &str,
-    c: &MmuMemoryCache,
-) -> core::fmt::Result {
-    writeln!(
-        f,
-        "{name}: free {} capacity {} held {} topups {} allocs {} misses {}",
-        c.nr_free_racy(),
-        c.capacity(),
-        u8::from(c.is_held()),
-        c.stats.topups.load(Relaxed),
-        c.stats.allocs.load(Relaxed),
-        c.stats.misses.load(Relaxed),
-    )
-}
-
-fn show_vcpu(vcpu: &Arc<VcpuState>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    show_cache(f, "page_table", &vcpu.page_table)?;
-    show_cache(f, "shadowed_info", &vcpu.shadowed_info)
 }
 
 impl Shared {
@@ -484,10 +463,6 @@ impl Shared {
     }
 }
 
-fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    writeln!(f, "{}", shared.unused_pages.sum())
-}
-
 /// A copy of `list`, mapped by `f`, taken while the caller holds its lock.
 fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
     let mut copy = KVec::with_capacity(list.len(), GFP_KERNEL)?;
@@ -495,53 +470,6 @@ fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
         copy.push(f(item), GFP_KERNEL)?;
     }
     Ok(copy)
-}
-
-fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let total = shared.recount().map_err(|_| core::fmt::Error)?;
-    writeln!(f, "{total}")
-}
-
-/// Shows the module-wide statistics (`stats`).
-fn show_stats(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let (vms_bound, allocs, misses, split_pages) = shared.totals();
-    writeln!(
-        f,
-        "vms_bound {vms_bound} allocs {allocs} misses {misses} split_pages {split_pages}"
-    )
-}
-
-fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    for vm in shared.vms.lock().iter() {
-        writeln!(
-            f,
-            "vm {} pid {} vcpus {} split_free {} split_allocs {} split_misses {} split_pages {}",
-            vm.id,
-            vm.pid,
-            vm.vcpus.lock().len(),
-            vm.split.nr_free_racy(),
-            vm.split.stats.allocs.load(Relaxed),
-            vm.split.stats.misses.load(Relaxed),
-            vm.split_pages.load(Relaxed),
-        )?;
-    }
-    Ok(())
-}
-
-/// A module-wide file `name` in `dir`, shown by `show`.
-fn global_file<F>(
-    dir: &debugfs::Dir,
-    name: &'static CStr,
-    shared: &Arc<Shared>,
-    show: &'static F,
-) -> Result<Pin<KBox<debugfs::File<Arc<Shared>>>>>
-where
-    F: Fn(&Arc<Shared>, &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
-{
-    KBox::pin_init(
-        dir.read_callback_file(name, shared.clone(), show),
-        GFP_KERNEL,
-    )
 }
 
 /// The module's state, alive from `insmod` to `rmmod`.
@@ -552,7 +480,7 @@ where
 struct KvmMmuCache {
     #[cfg(not(kmc_mutant = "no_bind"))]
     _registration: Pin<KBox<Registration<CacheProvider>>>,
-    _files: KVec<Pin<KBox<debugfs::File<Arc<Shared>>>>>,
+    _files: KVec<debugfs_files::GlobalFile>,
     _shared: Arc<Shared>,
     _debugfs: debugfs::Dir,
 }
@@ -576,15 +504,7 @@ impl kernel::Module for KvmMmuCache {
             }),
             GFP_KERNEL,
         )?;
-        let mut files = KVec::new();
-        for file in [
-            global_file(&debugfs, c"unused_pages", &shared, &show_unused_pages)?,
-            global_file(&debugfs, c"recount", &shared, &show_recount)?,
-            global_file(&debugfs, c"vm_list", &shared, &show_vms)?,
-            global_file(&debugfs, c"stats", &shared, &show_stats)?,
-        ] {
-            files.push(file, GFP_KERNEL)?;
-        }
+        let files = debugfs_files::global_files(&debugfs, &shared)?;
         // Last: VMs may bind as soon as the provider is registered.
         // The `no_bind` mutant never registers: no VM ever binds.
         #[cfg(not(kmc_mutant = "no_bind"))]

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What `/sys/kernel/debug/kvm_mmu_cache/` shows: the module-wide files and
+//! the per-vCPU file (see `Documentation/kvm_mmu_cache.rst`).
+
+use super::{
+    MmuMemoryCache,
+    Shared,
+    VcpuState, //
+};
+use kernel::{
+    debugfs,
+    prelude::*,
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+};
+
+/// A module-wide debugfs file.
+pub(crate) type GlobalFile = Pin<KBox<debugfs::File<Arc<Shared>>>>;
+
+/// The module-wide files in `dir`: `unused_pages`, `recount`, `vm_list` and
+/// `stats`.
+pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<KVec<GlobalFile>> {
+    let mut files = KVec::new();
+    for file in [
+        global_file(dir, c"unused_pages", shared, &show_unused_pages)?,
+        global_file(dir, c"recount", shared, &show_recount)?,
+        global_file(dir, c"vm_list", shared, &show_vms)?,
+        global_file(dir, c"stats", shared, &show_stats)?,
+    ] {
+        files.push(file, GFP_KERNEL)?;
+    }
+    Ok(files)
+}
+
+fn show_cache(
+    f: &mut core::fmt::Formatter<'_>,
+    name: &str,
+    c: &MmuMemoryCache,
+) -> core::fmt::Result {
+    writeln!(
+        f,
+        "{name}: free {} capacity {} held {} topups {} allocs {} misses {}",
+        c.nr_free_racy(),
+        c.capacity(),
+        u8::from(c.is_held()),
+        c.stats.topups.load(Relaxed),
+        c.stats.allocs.load(Relaxed),
+        c.stats.misses.load(Relaxed),
+    )
+}
+
+/// A vCPU's file: one line per cache.
+pub(crate) fn show_vcpu(
+    vcpu: &Arc<VcpuState>,
+    f: &mut core::fmt::Formatter<'_>,
+) -> core::fmt::Result {
+    show_cache(f, "page_table", &vcpu.page_table)?;
+    show_cache(f, "shadowed_info", &vcpu.shadowed_info)
+}
+
+fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    writeln!(f, "{}", shared.unused_pages.sum())
+}
+
+fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let total = shared.recount().map_err(|_| core::fmt::Error)?;
+    writeln!(f, "{total}")
+}
+
+/// Shows the module-wide statistics (`stats`).
+fn show_stats(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let (vms_bound, allocs, misses, split_pages) = shared.totals();
+    writeln!(
+        f,
+        "vms_bound {vms_bound} allocs {allocs} misses {misses} split_pages {split_pages}"
+    )
+}
+
+fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    for vm in shared.vms.lock().iter() {
+        writeln!(
+            f,
+            "vm {} pid {} vcpus {} split_free {} split_allocs {} split_misses {} split_pages {}",
+            vm.id,
+            vm.pid,
+            vm.vcpus.lock().len(),
+            vm.split.nr_free_racy(),
+            vm.split.stats.allocs.load(Relaxed),
+            vm.split.stats.misses.load(Relaxed),
+            vm.split_pages.load(Relaxed),
+        )?;
+    }
+    Ok(())
+}
+
+/// A module-wide file `name` in `dir`, shown by `show`.
+fn global_file<F>(
+    dir: &debugfs::Dir,
+    name: &'static CStr,
+    shared: &Arc<Shared>,
+    show: &'static F,
+) -> Result<GlobalFile>
+where
+    F: Fn(&Arc<Shared>, &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
+{
+    KBox::pin_init(
+        dir.read_callback_file(name, shared.clone(), show),
+        GFP_KERNEL,
+    )
+}

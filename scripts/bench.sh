@@ -203,17 +203,16 @@ boot() {
 		[ $left -gt 60 ] || { echo "no time left for boot $n" >>"$out/qemu.log"; break; }
 		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_ROUNDS:+ kmc.rounds=$KMC_ROUNDS}${KMC_VARIANTS:+ kmc.variants=$KMC_VARIANTS}${KMC_VCPUS:+ kmc.vcpus=$KMC_VCPUS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
 		[ -n "$hung" ] || break
-		log "boot $n: $hung hung the guest; booting again"
-		if [ "$run" = suite ] && [ "$hung_try" -lt 3 ] &&
+		if [ "$run" = suite ] && [ $n -lt 4 ] && [ "$hung_try" -lt 3 ] &&
 			[[ $hung =~ ^[a-z]+/upstream/[^+]*$ ]]; then
 			resume=" kmc.resume=$hung kmc.resume_how=retry:$hung_try"
 		else
 			echo "@@@ END $hung FAIL rc=hung secs=? tries=$hung_try" >>"$out/results.boot$n.log"
-			[ "$run" = suite ] || break
+			{ [ "$run" = suite ] && [ $n -lt 4 ]; } || break
 			resume=" kmc.resume=$hung kmc.resume_how=after"
 		fi
+		log "boot $n: $hung hung the guest; booting again"
 		n=$((n + 1))
-		[ $n -le 4 ] || break
 	done
 	echo $(($(date +%s) - start)) >"$out/boot-seconds"
 	cat "$out"/results.boot*.log >"$out/results.log"

@@ -208,7 +208,7 @@ boot() {
 			resume=" kmc.resume=$hung kmc.resume_how=retry:$hung_try"
 		else
 			echo "@@@ END $hung FAIL rc=hung secs=? tries=$hung_try" >>"$out/results.boot$n.log"
-			{ [ "$run" = suite ] && [ $n -lt 4 ]; } || break
+			{ [[ $run =~ ^(suite|mutants)$ ]] && [ $n -lt 4 ]; } || break
 			resume=" kmc.resume=$hung kmc.resume_how=after"
 		fi
 		log "boot $n: $hung hung the guest; booting again"

@@ -41,7 +41,7 @@ for m in $mutants; do
 	n=$(awk -F'\t' -v w="mutant/$m" '$1 == w' "$out/reports.log" | wc -l)
 	[ "$n" -gt 0 ] && caught="${caught:+$caught, }kernel reports ($n lines)"
 	# A mutant that did not load was not tested.
-	if ! grep -q "^@@@ END mutant/$m/setup/kmc_load PASS" "$out/results.txt"; then
+	if ! grep -qE "^@@@ END mutant/$m/setup/kmc_load(@boot[0-9]+)? PASS" "$out/results.txt"; then
 		caught="NOT RUN"
 	fi
 	case $caught in "" | "NOT RUN") survivors=$((survivors + 1)) ;; esac

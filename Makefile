@@ -19,6 +19,9 @@
 #
 # Kbuild reads ./Kbuild; this file is only the user-facing entry point.
 
+# scripts/env.sh is bash (BASH_SOURCE, [[ ]]): recipes source it.
+SHELL := /bin/bash
+
 LLVM ?= 1
 FLAVOR ?= release
 ENV := . $(CURDIR)/scripts/env.sh

@@ -37,7 +37,7 @@ pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<K
 
 fn show_cache(
     f: &mut core::fmt::Formatter<'_>,
-    name: &str,
+    name: impl core::fmt::Display,
     c: &MmuMemoryCache,
 ) -> core::fmt::Result {
     writeln!(
@@ -52,13 +52,22 @@ fn show_cache(
     )
 }
 
-/// A vCPU's file: one line per cache.
+/// A vCPU's file: one line per cache, its nodes' last.
 pub(crate) fn show_vcpu(
     vcpu: &Arc<VcpuState>,
     f: &mut core::fmt::Formatter<'_>,
 ) -> core::fmt::Result {
     show_cache(f, "page_table", &vcpu.page_table)?;
-    show_cache(f, "shadowed_info", &vcpu.shadowed_info)
+    show_cache(f, "shadowed_info", &vcpu.shadowed_info)?;
+    let mut result = Ok(());
+    if let Some(nodes) = &vcpu.nodes {
+        nodes.for_each(|node, cache| {
+            if result.is_ok() {
+                result = show_cache(f, fmt!("node{node}_page_table"), cache);
+            }
+        });
+    }
+    result
 }
 
 fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -83,13 +92,11 @@ fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt
     for vm in shared.vms.lock().iter() {
         writeln!(
             f,
-            "vm {} pid {} vcpus {} split_free {} split_allocs {} split_misses {} split_pages {}",
+            "vm {} pid {} vcpus {} numa_aware {} split_pages {}",
             vm.id,
             vm.pid,
             vm.vcpus.lock().len(),
-            vm.split.nr_free_racy(),
-            vm.split.stats.allocs.load(Relaxed),
-            vm.split.stats.misses.load(Relaxed),
+            vm.numa_aware.load(Relaxed),
             vm.split_pages.load(Relaxed),
         )?;
     }

@@ -5,15 +5,15 @@
 //! Loaded next to KVM (with the seam in `patches/` applied), this module
 //! supplies the pages KVM's MMU builds its page tables from: each VM created
 //! while it is loaded gets, per vCPU, a page-table cache and a shadowed-info
-//! cache, and one eager-split cache, each a [`MmuMemoryCache`] whose unused
-//! pages are counted exactly in one global [`PercpuCounter`]. Counts are
+//! cache, each a [`MmuMemoryCache`] whose unused pages are counted exactly in
+//! one global [`PercpuCounter`], and its eager splits' page tables. Counts are
 //! visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
 //! cache's mutex. Nothing takes a list and a cache lock together: the
-//! debugfs recount copies the lists first. A vCPU leaving `vcpus` folds its statistics into its VM's
-//! `retired` under `vcpus`, a VM leaving `vms` its own into
+//! debugfs recount copies the lists first. A vCPU leaving `vcpus` folds its
+//! statistics into its VM's `retired` under `vcpus`, a VM leaving `vms` its own into
 //! `Shared::retired` under `vms`, so that [`Shared::totals`] is exact. The
 //! fault path takes only its vCPU's cache mutexes, then KVM's `mmu_lock`.
 
@@ -33,6 +33,7 @@ mod mmu_memory_cache;
 #[allow(unsafe_code)]
 #[path = "rust/module_param.rs"]
 mod module_param;
+mod numa;
 #[allow(unsafe_code)]
 #[path = "rust/percpu_counter.rs"]
 mod percpu_counter;
@@ -57,16 +58,19 @@ use kernel::{
     }, //
 };
 use mmu_memory_cache::MmuMemoryCache;
+use numa::NodeCaches;
 use percpu_counter::PercpuCounter;
 use provider::{
     new_kvm_page,
-    CacheTemplate,
     CacheType,
+    EnableCap,
+    Gfp,
     Kvm,
     KvmPage,
     Node,
     Provider,
-    Registration, //
+    Registration,
+    Vcpu, //
 };
 
 module! {
@@ -77,9 +81,9 @@ module! {
     license: "GPL",
 }
 
-/// Pages one fault may take: one page table per level below the root
-/// (`PT64_ROOT_MAX_LEVEL - 1`), roots being allocated apart.
-const MIN_CAPACITY: u32 = 4;
+/// The minimum KVM asks a topup for: one page per level of the deepest
+/// page table (`PT64_ROOT_MAX_LEVEL`).
+const MIN_CAPACITY: u32 = 5;
 /// KVM's own cache size (`KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE`).
 const MAX_CAPACITY: u32 = 40;
 
@@ -89,7 +93,7 @@ module_param::ranged_u32_param!(
     MIN_CAPACITY,
     MAX_CAPACITY,
     MIN_CAPACITY,
-    "Pages each cache holds at most (4..40, default 4: the most one fault takes)"
+    "Pages each cache holds at most (5..40, default 5: the minimum KVM tops up to)"
 );
 
 /// State shared by every VM bound to the module.
@@ -119,10 +123,12 @@ struct VmState {
     pid: i32,
     /// Numbers the VM's vCPUs in creation order.
     next_vcpu_index: Atomic<u32>,
-    /// The eager-split cache (shadow MMU, nested rmaps).
-    #[pin]
-    split: MmuMemoryCache,
-    /// Pages handed to the TDP MMU's eager splits.
+    /// What KVM's page-table pages hold in every 64-bit word when new.
+    pte_init: u64,
+    /// 1 if the VM enabled `KVM_CAP_NUMA_AWARE_PAGE_TABLE`: set before
+    /// its first vCPU (KVM enforces that), read when each is created.
+    numa_aware: Atomic<i32>,
+    /// Pages handed to eager splits.
     split_pages: Atomic<u64>,
     /// Statistics of destroyed vCPUs, folded in under `vcpus`.
     retired: Totals,
@@ -145,7 +151,7 @@ struct Totals {
     allocs: Atomic<u64>,
     /// Pages KVM needed that a cache could not supply.
     misses: Atomic<u64>,
-    /// Pages handed to the TDP MMU's eager splits.
+    /// Pages handed to eager splits.
     split_pages: Atomic<u64>,
 }
 
@@ -166,10 +172,9 @@ impl Totals {
         self.misses.add(c.stats.misses.load(Relaxed), Relaxed);
     }
 
-    /// Adds what `vm` holds itself: its split cache and split pages, and
-    /// its destroyed vCPUs (not its live ones, nor the VM count).
+    /// Adds what `vm` holds itself: its split pages and its destroyed
+    /// vCPUs (not its live ones, nor the VM count).
     fn add_vm(&self, vm: &VmState) {
-        self.add_cache(&vm.split);
         self.split_pages.add(vm.split_pages.load(Relaxed), Relaxed);
         self.add(&vm.retired);
     }
@@ -200,11 +205,9 @@ struct VcpuState {
     page_table: MmuMemoryCache,
     #[pin]
     shadowed_info: MmuMemoryCache,
-    /// How KVM initialises page-table pages, for allocations the cache
-    /// cannot serve.
-    page_table_init: u64,
-    /// As `page_table_init`, for shadowed-info pages.
-    shadowed_info_init: u64,
+    /// Per-node page-table caches, if the VM is NUMA-aware: they take the
+    /// faults whose memory has a node, `page_table` the rest.
+    nodes: Option<NodeCaches>,
 }
 
 impl VcpuState {
@@ -214,10 +217,21 @@ impl VcpuState {
             CacheType::ShadowedInfo => &self.shadowed_info,
         }
     }
+
+    /// Calls `f` on every cache of the vCPU, with its node if it is a
+    /// node's.
+    fn for_each_cache(&self, mut f: impl FnMut(Option<usize>, &MmuMemoryCache)) {
+        f(None, &self.page_table);
+        f(None, &self.shadowed_info);
+        if let Some(nodes) = &self.nodes {
+            nodes.for_each(|node, cache| f(Some(node), cache));
+        }
+    }
 }
 
-/// A page initialised to `init` in every 64-bit word, allocated without
-/// sleeping: what KVM's own caches do when they are empty at allocation.
+/// A page initialised to `init` in every 64-bit word (zeroed if 0),
+/// allocated without sleeping: what KVM's own caches do when they are empty
+/// at allocation.
 fn atomic_page(init: u64) -> Option<KvmPage> {
     // __GFP_ACCOUNT, which bindgen leaves out: charge the page to the VM's
     // memory cgroup as KVM does.
@@ -230,11 +244,12 @@ struct CacheProvider {
     shared: Arc<Shared>,
 }
 
+#[vtable]
 impl Provider for CacheProvider {
     type Vm = VmState;
     type Vcpu = VcpuState;
 
-    fn vm_init(&self, _kvm: &Kvm, split_template: &CacheTemplate) -> Result<Arc<VmState>> {
+    fn vm_init(&self, _kvm: &Kvm, pte_init: u64) -> Result<Arc<VmState>> {
         let shared = &self.shared;
         let id = shared.next_vm_id.fetch_add(1, Relaxed);
         let pid = kernel::current!().pid();
@@ -243,11 +258,8 @@ impl Provider for CacheProvider {
                 id,
                 pid,
                 next_vcpu_index: Atomic::new(0),
-                split <- shared.new_cache(
-                    split_template,
-                    c"kvm_mmu_cache:split",
-                    static_lock_class!(),
-                )?,
+                pte_init,
+                numa_aware: Atomic::new(0),
                 split_pages: Atomic::new(0),
                 retired: Totals::new(),
                 vcpus <- new_mutex!(KVec::new()),
@@ -268,47 +280,47 @@ impl Provider for CacheProvider {
         vms.retain(|v| v.id != vm.id);
     }
 
-    fn vm_debugfs(&self, vm: &VmState, kvm_dir_name: &CStr) {
-        let mut dir = vm.dir.lock();
-        if dir.is_none() {
-            *dir = Some(self.shared.vms_dir.subdir(kvm_dir_name));
-        }
-    }
-
-    fn vcpu_init(
-        &self,
-        vm: &Arc<VmState>,
-        templates: [&CacheTemplate; 2],
-    ) -> Result<Arc<VcpuState>> {
+    fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu) -> Result<Arc<VcpuState>> {
         let shared = &vm.shared;
+        let nodes = if vm.numa_aware.load(Relaxed) != 0 {
+            Some(NodeCaches::new()?)
+        } else {
+            None
+        };
         let mut vcpus = vm.vcpus.lock();
         let index = vm.next_vcpu_index.fetch_add(1, Relaxed);
-        let [pt, si] = templates;
         let vcpu = Arc::pin_init(
             try_pin_init!(VcpuState {
                 index,
                 vm: vm.clone(),
                 page_table <- shared.new_cache(
-                    pt,
+                    Some(vm.pte_init),
+                    None,
                     c"kvm_mmu_cache:page_table",
                     static_lock_class!(),
                 )?,
+                // KVM writes a shadowed-info array before reading it.
                 shadowed_info <- shared.new_cache(
-                    si,
+                    None,
+                    None,
                     c"kvm_mmu_cache:shadowed_info",
                     static_lock_class!(),
                 )?,
-                page_table_init: pt.init_value,
-                shadowed_info_init: si.init_value,
+                nodes,
             }),
             GFP_KERNEL,
         )?;
         let name = CString::try_from_fmt(fmt!("vcpu{index}"))?;
         let mut dir = vm.dir.lock();
         if dir.is_none() {
-            // KVM made no debugfs directory for the VM: name it ourselves.
-            let vm_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
-            *dir = Some(shared.vms_dir.subdir(&vm_name));
+            // Named after KVM's own directory for the VM, if there is one.
+            *dir = Some(match kvm_vcpu.kvm_debugfs_name() {
+                Some(kvm_name) => shared.vms_dir.subdir(kvm_name),
+                None => {
+                    let own_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
+                    shared.vms_dir.subdir(&own_name)
+                }
+            });
         }
         let file = match &*dir {
             Some(dir) => KBox::pin_init(
@@ -330,21 +342,36 @@ impl Provider for CacheProvider {
 
     fn vcpu_destroy(&self, vcpu: Arc<VcpuState>) {
         let mut vcpus = vcpu.vm.vcpus.lock();
-        for ty in CacheType::ALL {
-            vcpu.vm.retired.add_cache(vcpu.cache(ty));
-        }
+        vcpu.for_each_cache(|_, cache| vcpu.vm.retired.add_cache(cache));
         vcpus.retain(|e| e.vcpu.index != vcpu.index);
     }
 
-    fn topup(&self, vcpu: &VcpuState, ty: CacheType, min: i32) -> Result {
-        vcpu.cache(ty).topup_and_hold(min)
+    fn topup(&self, vcpu: &VcpuState, ty: CacheType, nid: Node, min: i32) -> Result {
+        match (ty, &vcpu.nodes, nid) {
+            (CacheType::PageTable, Some(nodes), Some(node)) => nodes.topup(node, min, || {
+                KBox::pin_init(
+                    vcpu.vm.shared.new_cache(
+                        Some(vcpu.vm.pte_init),
+                        Some(node),
+                        c"kvm_mmu_cache:node_page_table",
+                        static_lock_class!(),
+                    )?,
+                    GFP_KERNEL,
+                )
+            }),
+            _ => vcpu.cache(ty).topup_and_hold(min),
+        }
     }
 
-    fn alloc(&self, vcpu: &VcpuState, ty: CacheType, _nid: Node) -> Option<KvmPage> {
-        vcpu.cache(ty).alloc_held().or_else(|| {
+    fn alloc(&self, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
+        let page = match (ty, &vcpu.nodes) {
+            (CacheType::PageTable, Some(nodes)) if nodes.holds_one() => nodes.alloc(),
+            _ => vcpu.cache(ty).alloc_held(),
+        };
+        page.or_else(|| {
             atomic_page(match ty {
-                CacheType::PageTable => vcpu.page_table_init,
-                CacheType::ShadowedInfo => vcpu.shadowed_info_init,
+                CacheType::PageTable => vcpu.vm.pte_init,
+                CacheType::ShadowedInfo => 0,
             })
         })
     }
@@ -353,49 +380,47 @@ impl Provider for CacheProvider {
         for ty in CacheType::ALL {
             vcpu.cache(ty).release();
         }
+        if let Some(nodes) = &vcpu.nodes {
+            nodes.release();
+        }
     }
 
-    fn split_topup(&self, vm: &VmState, min: i32) -> Result {
-        vm.split.topup_and_hold(min)
-    }
-
-    fn split_nr_free(&self, vm: &VmState) -> i32 {
-        vm.split.nr_free_held()
-    }
-
-    fn split_alloc(&self, vm: &VmState, _nid: Node) -> Option<KvmPage> {
-        vm.split.alloc_held().or_else(|| atomic_page(0))
-    }
-
-    fn split_release(&self, vm: &VmState) {
-        vm.split.release();
-    }
-
-    fn split_page(
-        &self,
-        vm: &VmState,
-        _nid: Node,
-        gfp: kernel::bindings::gfp_t,
-    ) -> Option<KvmPage> {
-        let page = new_kvm_page(gfp, 0)?;
+    fn split_page(&self, vm: &VmState, _nid: Node, gfp: Gfp) -> Option<KvmPage> {
+        let page = new_kvm_page(gfp, vm.pte_init)?;
         vm.split_pages.add(1, Relaxed);
         Some(page)
+    }
+
+    fn check_extension(&self, _vm: Option<&VmState>, ext: c_long) -> c_int {
+        c_int::from(u32::try_from(ext) == Ok(bindings::KVM_CAP_NUMA_AWARE_PAGE_TABLE))
+    }
+
+    fn enable_cap(&self, vm: &VmState, cap: &EnableCap) -> Result {
+        // `args[0]`: 1 on, 0 off; nothing else is defined.
+        let on = match cap.args {
+            [on @ (0 | 1), 0, 0, 0] if cap.cap == bindings::KVM_CAP_NUMA_AWARE_PAGE_TABLE => on,
+            _ => return Err(EINVAL),
+        };
+        // CAST: `on` is 0 or 1. Enabling twice is allowed, and idempotent.
+        vm.numa_aware.store(on as i32, Relaxed);
+        Ok(())
     }
 }
 
 impl Shared {
-    /// A cache of at most `capacity` pages, counted in `unused_pages`, its
-    /// objects initialised as KVM initialises those of `template`. Each kind
-    /// of cache passes its own lock class.
+    /// A cache of at most `capacity` pages, counted in `unused_pages`, each
+    /// page holding `init` in every 64-bit word (`None`: anything), from
+    /// `node` if given. Each kind of cache passes its own lock class.
     fn new_cache(
         &self,
-        template: &CacheTemplate,
+        init: Option<u64>,
+        node: Node,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
     ) -> Result<impl PinInit<MmuMemoryCache, Error>> {
         MmuMemoryCache::new(
-            template,
-            None,
+            init,
+            node,
             self.capacity,
             self.unused_pages.clone(),
             name,
@@ -415,11 +440,10 @@ impl Shared {
         if cfg!(kmc_mutant = "recount_locked") {
             // The mutant waits on caches with the lists locked.
             for vm in self.vms.lock().iter() {
-                total += i64::from(vm.split.nr_free());
                 for entry in vm.vcpus.lock().iter() {
-                    for ty in CacheType::ALL {
-                        total += i64::from(entry.vcpu.cache(ty).nr_free());
-                    }
+                    entry
+                        .vcpu
+                        .for_each_cache(|_, cache| total += i64::from(cache.nr_free()));
                 }
             }
             return Ok(total);
@@ -428,12 +452,9 @@ impl Shared {
         // loop's head would live until the end of the loop.
         let vms = snapshot(&self.vms.lock(), Arc::clone)?;
         for vm in vms {
-            total += i64::from(vm.split.nr_free());
             let vcpus = snapshot(&vm.vcpus.lock(), |e| e.vcpu.clone())?;
             for vcpu in vcpus {
-                for ty in CacheType::ALL {
-                    total += i64::from(vcpu.cache(ty).nr_free());
-                }
+                vcpu.for_each_cache(|_, cache| total += i64::from(cache.nr_free()));
             }
         }
         Ok(total)
@@ -450,9 +471,7 @@ impl Shared {
             let vcpus = vm.vcpus.lock();
             sum.add_vm(vm);
             for entry in vcpus.iter() {
-                for ty in CacheType::ALL {
-                    sum.add_cache(entry.vcpu.cache(ty));
-                }
+                entry.vcpu.for_each_cache(|_, cache| sum.add_cache(cache));
             }
         }
         // CAST: a `usize` count of VMs always fits in `u64`.

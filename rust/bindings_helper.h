@@ -7,3 +7,14 @@
 #include <linux/kvm_host.h>
 #include <linux/kvm_types.h>
 #include <linux/percpu_counter.h>
+
+/*
+ * Where the provider finds the VM of a vCPU and KVM's debugfs directory for
+ * the VM, whose name ("<pid>-<fd>") the module's own directory for the VM
+ * takes: the structs are too large to bind whole, so only these offsets
+ * are, computed by the compiler that builds KVM.
+ */
+enum {
+	KMC_VCPU_KVM_OFFSET = offsetof(struct kvm_vcpu, kvm),
+	KMC_KVM_DEBUGFS_DENTRY_OFFSET = offsetof(struct kvm, debugfs_dentry),
+};

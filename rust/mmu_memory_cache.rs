@@ -9,10 +9,9 @@
 //! shared [`PercpuCounter`] under the cache's own mutex: the sum of the
 //! counter over all caches is, exactly, the number of unused cached pages.
 //!
-//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The task that tops a
-//! cache up (a vCPU's, or the one holding `slots_lock` for eager splits)
-//! holds the mutex from the topup to the end of the fault or split walk,
-//! taking `mmu_lock` in between; anyone else (debugfs, a shrinker) only
+//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The vCPU task that
+//! tops a cache up holds the mutex from the topup to the end of the fault
+//! or root load, taking `mmu_lock` in between; anyone else (debugfs, a shrinker) only
 //! locks a cache while holding no KVM lock, and a shrinker only ever
 //! trylocks it. The cache records which task holds it, so every method is
 //! safe to call from any task: only the holder allocates or releases. Task
@@ -101,30 +100,31 @@ unsafe impl Send for MmuMemoryCache {}
 unsafe impl Sync for MmuMemoryCache {}
 
 impl MmuMemoryCache {
-    /// Creates an empty cache of `capacity` objects initialised as KVM
-    /// initialises the objects of `template` (zeroed, or filled with its
-    /// `init_value`), on `node` if given. `template` must be a page cache.
+    /// Creates an empty cache of `capacity` pages, each holding `init` in
+    /// every 64-bit word (zeroed if 0; `None`: left as allocated), on
+    /// `node` if given.
     pub(crate) fn new(
-        template: &bindings::kvm_mmu_memory_cache,
+        init: Option<u64>,
         node: Option<i32>,
         capacity: i32,
         counter: Arc<PercpuCounter>,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
     ) -> Result<impl PinInit<Self, Error>> {
-        if !template.kmem_cache.is_null() || capacity <= 0 {
+        if capacity <= 0 {
             return Err(EINVAL);
         }
-        // The `uninit_pages` mutant hands out pages filled with the
-        // complement of what KVM expects, as garbage would be.
-        let (gfp_zero, init_value) = if cfg!(kmc_mutant = "uninit_pages") {
-            (0, !template.init_value)
-        } else {
-            (template.gfp_zero, template.init_value)
+        // As KVM's own caches: `init_value` if non-zero, else `__GFP_ZERO`.
+        // The `uninit_pages` mutant fills page tables with the complement
+        // of what KVM expects, as garbage would be.
+        let (gfp_zero, init_value) = match init {
+            None => (0, 0),
+            Some(v) if cfg!(kmc_mutant = "uninit_pages") => (0, !v),
+            Some(0) => (kernel::bindings::__GFP_ZERO, 0),
+            Some(v) => (0, v),
         };
         let cache = bindings::kvm_mmu_memory_cache {
             gfp_zero,
-            gfp_custom: template.gfp_custom,
             init_value,
             has_node: node.is_some(),
             node: node.unwrap_or(kernel::bindings::NUMA_NO_NODE),
@@ -279,16 +279,6 @@ impl MmuMemoryCache {
             // Another task's hold: a caller that lost track of its own.
             kernel::warn_on!(true);
         }
-    }
-
-    /// Objects the calling task may allocate now: zero unless it holds the
-    /// cache.
-    pub(crate) fn nr_free_held(&self) -> i32 {
-        if !self.held_by_current() {
-            return 0;
-        }
-        // SAFETY: This task is the holder, so it holds `lock`.
-        unsafe { self.nobjs() }
     }
 
     /// The exact number of cached objects, read under the cache's lock. May

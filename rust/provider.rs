@@ -14,7 +14,10 @@ use core::{
     ptr::NonNull, //
 };
 use kernel::{
-    error::to_result,
+    error::{
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
+    },
     prelude::*,
     sync::{
         atomic::{
@@ -61,13 +64,17 @@ fn node_from_raw(nid: c_int) -> Node {
     (nid >= 0).then_some(nid)
 }
 
+/// Raw allocation flags, as KVM passes them (the kernel crate's `Flags`
+/// cannot be made from C's).
+pub(crate) type Gfp = kernel::bindings::gfp_t;
+
 /// A page handed to KVM, which owns it from then on and frees it itself.
 pub(crate) type KvmPage = NonNull<c_void>;
 
 /// A fresh page for KVM, allocated with `gfp` and filled with `init` in
 /// every 64-bit word (zeroed when `init` is 0), or `None` if none is free.
 /// KVM frees it with `free_page()`.
-pub(crate) fn new_kvm_page(gfp: kernel::bindings::gfp_t, init: u64) -> Option<KvmPage> {
+pub(crate) fn new_kvm_page(gfp: Gfp, init: u64) -> Option<KvmPage> {
     // SAFETY: Allocating a page has no preconditions.
     let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
     let page = NonNull::new(addr as *mut u64)?;
@@ -80,62 +87,107 @@ pub(crate) fn new_kvm_page(gfp: kernel::bindings::gfp_t, init: u64) -> Option<Kv
     Some(page.cast())
 }
 
-/// How KVM initialises the objects of one of its caches.
-pub(crate) type CacheTemplate = bindings::kvm_mmu_memory_cache;
-
 /// The KVM VM a provider's VM data belongs to; used only as an identity.
 #[repr(transparent)]
 pub(crate) struct Kvm(Opaque<bindings::kvm>);
 
+/// A KVM vCPU being created, as `vcpu_init()` sees it.
+///
+/// # Invariants
+///
+/// Wraps a live `struct kvm_vcpu` whose VM is alive.
+#[repr(transparent)]
+pub(crate) struct Vcpu(Opaque<bindings::kvm_vcpu>);
+
+impl Vcpu {
+    /// The name of KVM's debugfs directory for the vCPU's VM
+    /// (`<pid>-<fd>`), which KVM creates before any vCPU, or `None` without
+    /// debugfs.
+    pub(crate) fn kvm_debugfs_name(&self) -> Option<&CStr> {
+        let vcpu = self.0.get().cast::<u8>();
+        // SAFETY: By the type invariants `vcpu` is a live `struct kvm_vcpu`,
+        // whose `kvm` member is at the offset the compiler that built KVM
+        // computed; it points to the live VM.
+        let kvm = unsafe {
+            vcpu.add(bindings::KMC_VCPU_KVM_OFFSET as usize)
+                .cast::<*mut u8>()
+                .read()
+        };
+        // SAFETY: As above, for the VM's `debugfs_dentry`, set before any
+        // vCPU is created and not changed until the VM is destroyed.
+        let dir = unsafe {
+            kvm.add(bindings::KMC_KVM_DEBUGFS_DENTRY_OFFSET as usize)
+                .cast::<*mut kernel::bindings::dentry>()
+                .read()
+        };
+        // `IS_ERR_OR_NULL()`: KVM leaves an error or NULL without debugfs.
+        if dir.is_null() || (dir as usize) >= (-(kernel::bindings::MAX_ERRNO as isize)) as usize {
+            return None;
+        }
+        // SAFETY: `dir` is the VM's live debugfs directory, whose `d_name`
+        // is the active member of the union; debugfs entries are never
+        // renamed, so the name stays valid and NUL-terminated while the VM,
+        // and so the borrow of `self`, lives.
+        Some(unsafe { CStr::from_char_ptr((*dir).__bindgen_anon_1.d_name.name.cast()) })
+    }
+}
+
+/// Arguments of `KVM_ENABLE_CAP` for a capability KVM does not know; KVM
+/// has checked that `flags` is 0.
+pub(crate) type EnableCap = bindings::kvm_enable_cap;
+
 /// A supplier of page-table pages for the VMs bound to it.
 ///
 /// KVM calls the vCPU methods from the vCPU's own task, one vCPU ioctl at a
-/// time (under `vcpu->mutex`), and every `topup()` is followed by a
-/// `release()` before the ioctl returns; the split methods run with
-/// `slots_lock` held, each `split_topup()` followed by `split_release()`.
-/// Soundness does not rest on that pairing (a cache knows the task holding
-/// it); liveness does: a topup never released keeps other tasks from its
-/// cache.
+/// time (under `vcpu->mutex`): each fault or root load that calls `topup()`
+/// calls `release()` once it is over, whether `topup()` succeeded or not,
+/// and `alloc()` only in between. Soundness does not rest on that pairing
+/// (a cache knows the task holding it); liveness does: a topup never
+/// released keeps other tasks from its cache.
+#[vtable]
 pub(crate) trait Provider: Send + Sync + 'static {
     /// Per-VM data.
     type Vm: Send + Sync;
     /// Per-vCPU data.
     type Vcpu: Send + Sync;
 
-    /// A VM is being created, before any vCPU.
-    fn vm_init(&self, kvm: &Kvm, split_template: &CacheTemplate) -> Result<Arc<Self::Vm>>;
+    /// A VM is being created, before any vCPU. Page-table pages hold
+    /// `pte_init` in every 64-bit word.
+    fn vm_init(&self, kvm: &Kvm, pte_init: u64) -> Result<Arc<Self::Vm>>;
     /// The VM is being destroyed, after all its vCPUs.
     fn vm_destroy(&self, vm: Arc<Self::Vm>);
-    /// KVM created the VM's debugfs directory, named `kvm_dir_name`
-    /// (`<pid>-<fd>`), before any vCPU. Not called without debugfs.
-    fn vm_debugfs(&self, vm: &Self::Vm, kvm_dir_name: &CStr);
     /// A vCPU of `vm` is being created.
-    fn vcpu_init(
-        &self,
-        vm: &Arc<Self::Vm>,
-        templates: [&CacheTemplate; 2],
-    ) -> Result<Arc<Self::Vcpu>>;
+    fn vcpu_init(&self, vm: &Arc<Self::Vm>, vcpu: &Vcpu) -> Result<Arc<Self::Vcpu>>;
     /// The vCPU is being destroyed.
     fn vcpu_destroy(&self, vcpu: Arc<Self::Vcpu>);
-    /// Before a fault or root load, may sleep: keep `min` objects of `ty`
-    /// available until `release()`.
-    fn topup(&self, vcpu: &Self::Vcpu, ty: CacheType, min: i32) -> Result;
-    /// Under `mmu_lock`, never sleeps: an object of `ty` for memory on `nid`.
-    fn alloc(&self, vcpu: &Self::Vcpu, ty: CacheType, nid: Node) -> Option<KvmPage>;
+    /// Without `mmu_lock`, may sleep: keep `min` objects of `ty` available
+    /// until `release()`, for page tables mapping memory on `nid` (a fault
+    /// whose pfn is resolved), or anywhere (`None`: roots, memory KVM holds
+    /// no page reference on).
+    fn topup(&self, vcpu: &Self::Vcpu, ty: CacheType, nid: Node, min: i32) -> Result;
+    /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
+    /// root load `topup()` prepared for. On `None` KVM allocates the object
+    /// itself, without sleeping, and WARNs once.
+    fn alloc(&self, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
     /// The fault or root load that `topup()` prepared for is over.
     fn release(&self, vcpu: &Self::Vcpu);
-    /// Shadow MMU eager split, may sleep: keep `min` pages available.
-    fn split_topup(&self, vm: &Self::Vm, min: i32) -> Result;
-    /// Under `mmu_lock`: pages `split_alloc()` can hand out now.
-    fn split_nr_free(&self, vm: &Self::Vm) -> i32;
-    /// Under `mmu_lock`, never sleeps: a page for a huge page on `nid`.
-    fn split_alloc(&self, vm: &Self::Vm, nid: Node) -> Option<KvmPage>;
-    /// The split walk that `split_topup()` prepared for is over.
-    fn split_release(&self, vm: &Self::Vm);
-    /// TDP MMU eager split, may sleep if `gfp` allows: a page for a huge
-    /// page on `nid`.
-    fn split_page(&self, vm: &Self::Vm, nid: Node, gfp: kernel::bindings::gfp_t)
-        -> Option<KvmPage>;
+    /// Eager split: a page table for a huge page on `nid`, allocated with
+    /// `gfp` (which says whether it may sleep), or `None`, and KVM
+    /// allocates it itself.
+    fn split_page(&self, _vm: &Self::Vm, _nid: Node, _gfp: Gfp) -> Option<KvmPage> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    /// `KVM_CHECK_EXTENSION` of a capability KVM does not know, on a bound
+    /// VM's fd, or on `/dev/kvm` (`vm` is `None`): 0 if unknown.
+    fn check_extension(&self, _vm: Option<&Self::Vm>, _ext: c_long) -> c_int {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    /// `KVM_ENABLE_CAP` of a capability KVM does not know, on a bound VM's
+    /// fd, before the VM has vCPUs (KVM checks that under `kvm->lock`,
+    /// held during the call): `EINVAL` if unknown.
+    fn enable_cap(&self, _vm: &Self::Vm, _cap: &EnableCap) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The provider KVM calls back; set while a [`Registration`] exists.
@@ -244,17 +296,26 @@ impl<P: Provider> Registration<P> {
         owner: core::ptr::null_mut(),
         vm_init: Some(Self::vm_init_c),
         vm_destroy: Some(Self::vm_destroy_c),
-        vm_debugfs: Some(Self::vm_debugfs_c),
         vcpu_init: Some(Self::vcpu_init_c),
         vcpu_destroy: Some(Self::vcpu_destroy_c),
         topup: Some(Self::topup_c),
         alloc: Some(Self::alloc_c),
         release: Some(Self::release_c),
-        split_topup: Some(Self::split_topup_c),
-        split_nr_free: Some(Self::split_nr_free_c),
-        split_alloc: Some(Self::split_alloc_c),
-        split_release: Some(Self::split_release_c),
-        split_page: Some(Self::split_page_c),
+        split_page: if P::HAS_SPLIT_PAGE {
+            Some(Self::split_page_c)
+        } else {
+            None
+        },
+        check_extension: if P::HAS_CHECK_EXTENSION {
+            Some(Self::check_extension_c)
+        } else {
+            None
+        },
+        enable_cap: if P::HAS_ENABLE_CAP {
+            Some(Self::enable_cap_c)
+        } else {
+            None
+        },
     };
 
     fn into_data<T: Send + Sync + 'static>(r: Result<Arc<T>>) -> *mut c_void {
@@ -272,17 +333,12 @@ impl<P: Provider> Registration<P> {
     ///
     /// Called only by KVM through the registered ops table, with the
     /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn vm_init_c(
-        kvm: *mut bindings::kvm,
-        split_tmpl: *const bindings::kvm_mmu_memory_cache,
-    ) -> *mut c_void {
+    unsafe extern "C" fn vm_init_c(kvm: *mut bindings::kvm, pte_init: u64) -> *mut c_void {
         // SAFETY: KVM passes its live VM, valid for the duration of the call;
         // `Kvm` is a transparent wrapper used only as an identity.
         let kvm = unsafe { &*kvm.cast::<Kvm>() };
-        // SAFETY: KVM passes a valid cache, read-only here.
-        let tmpl = unsafe { &*split_tmpl };
         // SAFETY: Called by KVM through the registered ops table.
-        Self::into_data(unsafe { Self::active() }.vm_init(kvm, tmpl))
+        Self::into_data(unsafe { Self::active() }.vm_init(kvm, pte_init))
     }
 
     /// # Safety
@@ -301,38 +357,19 @@ impl<P: Provider> Registration<P> {
     ///
     /// Called only by KVM through the registered ops table, with the
     /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn vm_debugfs_c(vm: *mut c_void, dir: *mut kernel::bindings::dentry) {
-        if dir.is_null() {
-            return;
-        }
-        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
-        let vm = unsafe { Self::vm(vm) };
-        // SAFETY: KVM passes its live debugfs directory for the VM, whose
-        // `d_name` is the active member of the union; debugfs entries are
-        // never renamed, so the name stays valid and NUL-terminated for the
-        // duration of the call.
-        let name = unsafe { CStr::from_char_ptr((*dir).__bindgen_anon_1.d_name.name.cast()) };
-        // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.vm_debugfs(&vm, name);
-    }
-
-    /// # Safety
-    ///
-    /// Called only by KVM through the registered ops table, with the
-    /// arguments `struct kvm_mmu_cache_provider` documents.
     unsafe extern "C" fn vcpu_init_c(
         vm: *mut c_void,
-        _vcpu: *mut bindings::kvm_vcpu,
-        tmpl: *const *const bindings::kvm_mmu_memory_cache,
+        vcpu: *mut bindings::kvm_vcpu,
     ) -> *mut c_void {
         // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
         let vm = unsafe { Self::vm(vm) };
-        // SAFETY: KVM passes an array of `KVM_MMU_NR_CACHE_TYPES` valid cache
-        // pointers, readable for the duration of the call.
-        let templates = unsafe { [&**tmpl.add(0), &**tmpl.add(1)] };
+        // SAFETY: KVM passes the live vCPU it is creating, of a live VM,
+        // valid for the duration of the call; `Vcpu` is transparent.
+        // INVARIANT: the vCPU and its VM are alive.
+        let vcpu = unsafe { &*vcpu.cast::<Vcpu>() };
         let vm: Arc<P::Vm> = vm.into();
         // SAFETY: Called by KVM through the registered ops table.
-        Self::into_data(unsafe { Self::active() }.vcpu_init(&vm, templates))
+        Self::into_data(unsafe { Self::active() }.vcpu_init(&vm, vcpu))
     }
 
     /// # Safety
@@ -361,6 +398,7 @@ impl<P: Provider> Registration<P> {
     unsafe extern "C" fn topup_c(
         vcpu: *mut c_void,
         ty: bindings::kvm_mmu_cache_type,
+        nid: c_int,
         min: c_int,
     ) -> c_int {
         let Some(ty) = CacheType::from_raw(ty) else {
@@ -369,7 +407,7 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
-        Self::errno(unsafe { Self::active() }.topup(&vcpu, ty, min))
+        Self::errno(unsafe { Self::active() }.topup(&vcpu, ty, node_from_raw(nid), min))
     }
 
     /// # Safety
@@ -379,14 +417,15 @@ impl<P: Provider> Registration<P> {
     unsafe extern "C" fn alloc_c(
         vcpu: *mut c_void,
         ty: bindings::kvm_mmu_cache_type,
-        nid: c_int,
     ) -> *mut c_void {
-        let ty = CacheType::from_raw(ty).unwrap_or(CacheType::PageTable);
+        // An unknown type gets nothing: KVM then allocates the object itself.
+        let Some(ty) = CacheType::from_raw(ty) else {
+            return core::ptr::null_mut();
+        };
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
-        let page = unsafe { Self::active() }.alloc(&vcpu, ty, node_from_raw(nid));
-        Self::page_ptr(page)
+        Self::page_ptr(unsafe { Self::active() }.alloc(&vcpu, ty))
     }
 
     /// # Safety
@@ -404,50 +443,6 @@ impl<P: Provider> Registration<P> {
     ///
     /// Called only by KVM through the registered ops table, with the
     /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn split_topup_c(vm: *mut c_void, min: c_int) -> c_int {
-        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
-        let vm = unsafe { Self::vm(vm) };
-        // SAFETY: Called by KVM through the registered ops table.
-        Self::errno(unsafe { Self::active() }.split_topup(&vm, min))
-    }
-
-    /// # Safety
-    ///
-    /// Called only by KVM through the registered ops table, with the
-    /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn split_nr_free_c(vm: *mut c_void) -> c_int {
-        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
-        let vm = unsafe { Self::vm(vm) };
-        // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.split_nr_free(&vm)
-    }
-
-    /// # Safety
-    ///
-    /// Called only by KVM through the registered ops table, with the
-    /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn split_alloc_c(vm: *mut c_void, nid: c_int) -> *mut c_void {
-        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
-        let vm = unsafe { Self::vm(vm) };
-        // SAFETY: Called by KVM through the registered ops table.
-        Self::page_ptr(unsafe { Self::active() }.split_alloc(&vm, node_from_raw(nid)))
-    }
-
-    /// # Safety
-    ///
-    /// Called only by KVM through the registered ops table, with the
-    /// arguments `struct kvm_mmu_cache_provider` documents.
-    unsafe extern "C" fn split_release_c(vm: *mut c_void) {
-        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
-        let vm = unsafe { Self::vm(vm) };
-        // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.split_release(&vm);
-    }
-
-    /// # Safety
-    ///
-    /// Called only by KVM through the registered ops table, with the
-    /// arguments `struct kvm_mmu_cache_provider` documents.
     unsafe extern "C" fn split_page_c(
         vm: *mut c_void,
         nid: c_int,
@@ -457,6 +452,39 @@ impl<P: Provider> Registration<P> {
         let vm = unsafe { Self::vm(vm) };
         // SAFETY: Called by KVM through the registered ops table.
         Self::page_ptr(unsafe { Self::active() }.split_page(&vm, node_from_raw(nid), gfp))
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn check_extension_c(vm: *mut c_void, ext: c_long) -> c_int {
+        let vm = if vm.is_null() {
+            None
+        } else {
+            // SAFETY: KVM passes a bound VM's data, alive until
+            // `vm_destroy()`, or NULL for `/dev/kvm`.
+            Some(unsafe { Self::vm(vm) })
+        };
+        // SAFETY: Called by KVM through the registered ops table.
+        unsafe { Self::active() }.check_extension(vm.as_deref(), ext)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by KVM through the registered ops table, with the
+    /// arguments `struct kvm_mmu_cache_provider` documents.
+    unsafe extern "C" fn enable_cap_c(
+        vm: *mut c_void,
+        cap: *mut bindings::kvm_enable_cap,
+    ) -> c_int {
+        // SAFETY: KVM passes the VM's data, alive until `vm_destroy()`.
+        let vm = unsafe { Self::vm(vm) };
+        // SAFETY: KVM passes the ioctl's arguments, copied from user space,
+        // valid and not changed for the duration of the call.
+        let cap = unsafe { &*cap };
+        // SAFETY: Called by KVM through the registered ops table.
+        Self::errno(unsafe { Self::active() }.enable_cap(&vm, cap))
     }
 }
 

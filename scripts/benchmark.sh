@@ -129,7 +129,7 @@ for line in open(os.path.join(out, "module", "results.txt"), errors="replace"):
         foot.append(int(m.group(2)) / int(m.group(3)))
 if foot:
     print()
-    print(f"unused cached page-table pages per vCPU after faulting (module, capacity 4, TDP, "
+    print(f"unused cached page-table pages per vCPU after faulting (module, capacity 5, TDP, "
           f"kmc_counter_test): median {statistics.median(foot):.1f}, {min(foot):.1f}..{max(foot):.1f}")
 
 seam = sorted(glob.glob(os.path.join(out, "seam*", "results.txt")))

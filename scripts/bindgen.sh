@@ -28,6 +28,9 @@ bindgen "$header" \
 	--allowlist-type 'kvm_mmu_memory_cache' \
 	--allowlist-type 'kvm_mmu_cache_provider' \
 	--allowlist-type 'kvm_mmu_cache_type' \
+	--allowlist-type 'kvm_enable_cap' \
+	--allowlist-var 'KVM_CAP_NUMA_AWARE_PAGE_TABLE' \
+	--allowlist-var 'KMC_.*_OFFSET' \
 	--allowlist-type 'percpu_counter' \
 	--opaque-type 'kvm' --allowlist-type 'kvm' \
 	--opaque-type 'kvm_vcpu' --allowlist-type 'kvm_vcpu' \
@@ -35,7 +38,6 @@ bindgen "$header" \
 	--allowlist-function '__kvm_mmu_topup_memory_cache' \
 	--allowlist-function 'kvm_mmu_memory_cache_alloc' \
 	--allowlist-function 'kvm_mmu_free_memory_cache' \
-	--allowlist-function 'kvm_mmu_memory_cache_nr_free_objects' \
 	--allowlist-function '__percpu_counter_init_many' \
 	--allowlist-function 'percpu_counter_add_batch' \
 	--allowlist-function '__percpu_counter_sum' \

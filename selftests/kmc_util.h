@@ -137,17 +137,26 @@ struct kmc_cache {
 	long free, capacity, held, topups, allocs, misses;
 };
 
-/* A vCPU's caches, from vms/<vm>/vcpu<index>. */
+#define KMC_MAX_NODES 64
+
+/*
+ * A vCPU's caches, from vms/<vm>/vcpu<index>: of a NUMA-aware VM also one
+ * page-table cache per node it faulted on (node_page_table[], nr_nodes of
+ * them, node_id[] saying which).
+ */
 struct kmc_vcpu_caches {
 	struct kmc_cache page_table, shadowed_info;
+	struct kmc_cache node_page_table[KMC_MAX_NODES];
+	int node_id[KMC_MAX_NODES];
+	int nr_nodes;
 };
 
 static inline struct kmc_vcpu_caches kmc_read_vcpu(const char *vm_dir, int index)
 {
-	struct kmc_vcpu_caches v;
+	struct kmc_vcpu_caches v = {};
 	struct kmc_cache *c;
 	char path[256], line[256], name[32];
-	int seen = 0;
+	int seen = 0, node;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/vcpu%d", vm_dir, index);
@@ -157,21 +166,26 @@ static inline struct kmc_vcpu_caches kmc_read_vcpu(const char *vm_dir, int index
 		struct kmc_cache tmp;
 
 		TEST_ASSERT(sscanf(line,
-				   "%31[a-z_]: free %ld capacity %ld held %ld topups %ld allocs %ld misses %ld",
+				   "%31[a-z0-9_]: free %ld capacity %ld held %ld topups %ld allocs %ld misses %ld",
 				   name, &tmp.free, &tmp.capacity, &tmp.held,
 				   &tmp.topups, &tmp.allocs, &tmp.misses) == 7,
 			    "parse '%s' in %s", line, path);
-		if (!strcmp(name, "page_table"))
+		if (!strcmp(name, "page_table")) {
 			c = &v.page_table;
-		else if (!strcmp(name, "shadowed_info"))
+		} else if (!strcmp(name, "shadowed_info")) {
 			c = &v.shadowed_info;
-		else
+		} else if (sscanf(name, "node%d_page_table", &node) == 1 &&
+			   v.nr_nodes < KMC_MAX_NODES) {
+			v.node_id[v.nr_nodes] = node;
+			c = &v.node_page_table[v.nr_nodes++];
+		} else {
 			TEST_FAIL("unknown cache '%s' in %s", name, path);
+		}
 		*c = tmp;
 		seen++;
 	}
 	fclose(f);
-	TEST_ASSERT_EQ(seen, 2);
+	TEST_ASSERT_EQ(seen, 2 + v.nr_nodes);
 	return v;
 }
 

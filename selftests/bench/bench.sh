@@ -5,10 +5,10 @@
 #   bench.sh MODES ROUNDS VARIANTS VCPUS
 # MODES: comma-separated tdp, legacy, shadow (KVM reloaded for each).
 # VARIANTS: comma-separated, of builtin (KVM's own caches: the module is not
-# loaded), module (kvm_mmu_cache, capacity 4) and module40 (capacity 40,
+# loaded), module (kvm_mmu_cache, capacity 5) and module40 (capacity 40,
 # KVM's own cache size: separates the refills of a small cache from the
 # cost of the module's calls and counting) and alt (another build of the
-# module, capacity 4, from /kmc/modules/alt/). A kernel without the seam runs
+# module, capacity 5, from /kmc/modules/alt/). A kernel without the seam runs
 # builtin only. VCPUS: comma-separated vCPU counts.
 #
 # Per mode, test and vCPU count: one warm-up run (not reported; the first
@@ -64,7 +64,7 @@ check_variant() {
 	cap=/sys/module/kvm_mmu_cache/parameters/capacity
 	case $1 in
 	builtin) ! kmc_loaded ;;
-	module | alt) kmc_loaded && [ "$(cat $cap)" = 4 ] ;;
+	module | alt) kmc_loaded && [ "$(cat $cap)" = 5 ] ;;
 	module40) kmc_loaded && [ "$(cat $cap)" = 40 ] ;;
 	esac || { echo "variant $1: the module is not in that state"; return 1; }
 }

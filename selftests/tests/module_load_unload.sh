@@ -21,18 +21,18 @@ done
 rmmod kvm_mmu_cache 2>/dev/null && fail "rmmod of an unloaded module succeeded"
 echo "load/unload x3 ok"
 
-# capacity: 4..40, shown read-only in sysfs; anything else fails insmod
+# capacity: 5..40, shown read-only in sysfs; anything else fails insmod
 # with EINVAL and leaves nothing loaded.
 P=/sys/module/kvm_mmu_cache/parameters/capacity
 kmc_load || fail "insmod with the default capacity"
-[ "$(cat $P)" = 4 ] || fail "default capacity $(cat $P), expected 4"
-echo 5 2>/dev/null >$P && fail "capacity is writable at run time"
-[ "$(cat $P)" = 4 ] || fail "capacity changed by a refused write"
+[ "$(cat $P)" = 5 ] || fail "default capacity $(cat $P), expected 5"
+echo 6 2>/dev/null >$P && fail "capacity is writable at run time"
+[ "$(cat $P)" = 5 ] || fail "capacity changed by a refused write"
 for f in unused_pages recount vm_list stats; do
 	echo 1 2>/dev/null >$D/$f && fail "debugfs $f accepted a write"
 done
 kmc_unload || fail "rmmod after the parameter checks"
-for bad in 0 3 41 4294967296 -1 abc 4x ""; do
+for bad in 0 4 41 4294967296 -1 abc 5x ""; do
 	out=$(insmod $KO/kvm_mmu_cache.ko capacity="$bad" 2>&1) &&
 		fail "insmod capacity='$bad' succeeded"
 	echo "$out" | grep -q 'Invalid argument' ||
@@ -42,5 +42,5 @@ done
 kmc_load capacity=40 || fail "insmod capacity=40"
 [ "$(cat $P)" = 40 ] || fail "capacity=40 reads back $(cat $P)"
 kmc_unload || fail "rmmod after capacity=40"
-echo "capacity: default 4, 40 accepted, 0 3 41 2^32 -1 abc 4x '' refused with EINVAL, read-only"
+echo "capacity: default 5, 40 accepted, 0 4 41 2^32 -1 abc 5x '' refused with EINVAL, read-only"
 exit 0

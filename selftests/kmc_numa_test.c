@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KVM_CAP_NUMA_AWARE_PAGE_TABLE, judged by KVM's own per-node accounting.
+ *
+ * kmc_numa_test cap: with kvm_mmu_cache loaded, KVM_CHECK_EXTENSION says 1
+ * on /dev/kvm and on a VM, and KVM_ENABLE_CAP follows the rules (args[0] 0
+ * or 1, nothing else set, before any vCPU, idempotent); without the module,
+ * 0 and -EINVAL.
+ *
+ * kmc_numa_test place on|off: a VM whose test memory is bound to node 1
+ * while the thread running its vCPU is pinned to node 0 writes 64 MiB; the
+ * page tables KVM accounts while it does (SecPageTables per node, after
+ * stat_refresh) must be on node 1 (at least 99%) with the capability on,
+ * and follow the thread (at least 90% on node 0) with it off.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <linux/mempolicy.h>
+#include <linux/sizes.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+#include "kmc_util.h"
+
+#ifndef KVM_CAP_NUMA_AWARE_PAGE_TABLE
+#define KVM_CAP_NUMA_AWARE_PAGE_TABLE 0x10000
+#endif
+
+#define TEST_SLOT	10
+#define TEST_GPA	BIT_ULL(32)
+#define TEST_PAGES	(SZ_64M / PAGE_SIZE)
+#define MEM_NODE	1
+#define THREAD_NODE	0
+
+static void guest_code(u64 gva, u64 npages)
+{
+	u64 i;
+
+	/* The first run faults in code, stack and ucall pages. */
+	GUEST_SYNC(0);
+	for (i = 0; i < npages; i++)
+		WRITE_ONCE(*(u64 *)(gva + i * PAGE_SIZE), i);
+	for (i = 0; i < npages; i++)
+		GUEST_ASSERT_EQ(READ_ONCE(*(u64 *)(gva + i * PAGE_SIZE)), i);
+	GUEST_DONE();
+}
+
+static int enable_cap(struct kvm_vm *vm, u32 flags, u64 a0, u64 a1, u64 a2, u64 a3)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_NUMA_AWARE_PAGE_TABLE,
+		.flags = flags,
+		.args = { a0, a1, a2, a3 },
+	};
+
+	return __vm_ioctl(vm, KVM_ENABLE_CAP, &cap);
+}
+
+static void assert_einval(int r, const char *what)
+{
+	TEST_ASSERT(r == -1 && errno == EINVAL,
+		    "KVM_ENABLE_CAP %s: %d (errno %d), expected EINVAL", what, r, errno);
+}
+
+static void test_cap(void)
+{
+	int supported = kmc_loaded();
+	int kvm_fd = open_kvm_dev_path_or_exit();
+	struct kvm_enable_cap other = { .cap = KVM_CAP_NUMA_AWARE_PAGE_TABLE + 1 };
+	struct kvm_vm *vm;
+
+	TEST_ASSERT_EQ(ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NUMA_AWARE_PAGE_TABLE),
+		       supported);
+	TEST_ASSERT_EQ(ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NUMA_AWARE_PAGE_TABLE + 1), 0);
+	TEST_ASSERT_EQ(ioctl(kvm_fd, KVM_CHECK_EXTENSION, 0x7fffffff), 0);
+	close(kvm_fd);
+
+	vm = vm_create_barebones();
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_NUMA_AWARE_PAGE_TABLE), supported);
+	TEST_ASSERT_EQ(vm_check_cap(vm, KVM_CAP_NUMA_AWARE_PAGE_TABLE + 1), 0);
+	assert_einval(__vm_ioctl(vm, KVM_ENABLE_CAP, &other), "of an unknown provider cap");
+
+	if (!supported) {
+		assert_einval(enable_cap(vm, 0, 1, 0, 0, 0), "without the module");
+		kvm_vm_free(vm);
+		printf("cap: not offered without the module\n");
+		return;
+	}
+
+	assert_einval(enable_cap(vm, 0, 2, 0, 0, 0), "args[0] = 2");
+	assert_einval(enable_cap(vm, 0, ~0ULL, 0, 0, 0), "args[0] = -1");
+	assert_einval(enable_cap(vm, 0, 1, 1, 0, 0), "args[1] = 1");
+	assert_einval(enable_cap(vm, 0, 1, 0, 0, 1ULL << 63), "args[3] set");
+	assert_einval(enable_cap(vm, 1, 1, 0, 0, 0), "flags = 1");
+	TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(enable_cap(vm, 0, 0, 0, 0, 0), 0);
+	TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
+
+	__vm_vcpu_add(vm, 0);
+	assert_einval(enable_cap(vm, 0, 1, 0, 0, 0), "after a vCPU (on)");
+	assert_einval(enable_cap(vm, 0, 0, 0, 0, 0), "after a vCPU (off)");
+	kvm_vm_free(vm);
+	printf("cap: offered; bad args, flags and late enables refused; enables idempotent\n");
+}
+
+static int first_cpu_of_node(int node)
+{
+	char path[64];
+	int cpu = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &cpu) != 1)
+		cpu = -1;
+	fclose(f);
+	return cpu;
+}
+
+/* KVM's page tables on @node, in kB, per-CPU deltas folded in. */
+static long sec_page_tables_node_kb(int node)
+{
+	char path[64], line[256];
+	long kb = -1, v;
+	FILE *f;
+
+	f = fopen("/proc/sys/vm/stat_refresh", "w");
+	TEST_ASSERT(f, "open /proc/sys/vm/stat_refresh");
+	fputs("1", f);
+	fclose(f);
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Node %*d SecPageTables: %ld kB", &v) == 1)
+			kb = v;
+	fclose(f);
+	TEST_ASSERT(kb >= 0, "no SecPageTables in %s", path);
+	return kb;
+}
+
+/* The node of the memory at @addr, faulted in. */
+static int node_of(void *addr)
+{
+	int node = -1;
+
+	TEST_ASSERT(!syscall(__NR_get_mempolicy, &node, NULL, 0, addr,
+			     MPOL_F_NODE | MPOL_F_ADDR), "get_mempolicy");
+	return node;
+}
+
+static void test_place(int on)
+{
+	unsigned long mask = 1UL << MEM_NODE;
+	long before[2], after[2], d0, d1, total;
+	int cpu = first_cpu_of_node(THREAD_NODE);
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	cpu_set_t cpus;
+	struct ucall uc;
+	void *hva;
+
+	if (cpu < 0 || first_cpu_of_node(MEM_NODE) < 0) {
+		print_skip("needs CPUs on nodes %d and %d", THREAD_NODE, MEM_NODE);
+		exit(KSFT_SKIP);
+	}
+	if (on && !kmc_loaded()) {
+		print_skip("the capability needs kvm_mmu_cache");
+		exit(KSFT_SKIP);
+	}
+
+	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
+	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	/* Before the VM exists, so that everything KVM allocates is local. */
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU %d", cpu);
+
+	vm = vm_create(1);
+	if (on)
+		TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
+	vcpu = vm_vcpu_add(vm, 0, guest_code);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
+				    TEST_PAGES, 0);
+	hva = addr_gpa2hva(vm, TEST_GPA);
+	TEST_ASSERT(!syscall(__NR_mbind, hva, TEST_PAGES * PAGE_SIZE, MPOL_BIND,
+			     &mask, 8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT),
+		    "mbind the test memory to node %d", MEM_NODE);
+	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
+	vcpu_args_set(vcpu, 2, TEST_GPA, TEST_PAGES);
+
+	kmc_run_to_sync(vcpu);
+	before[0] = sec_page_tables_node_kb(THREAD_NODE);
+	before[1] = sec_page_tables_node_kb(MEM_NODE);
+	vcpu_run(vcpu);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_DONE:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
+	after[0] = sec_page_tables_node_kb(THREAD_NODE);
+	after[1] = sec_page_tables_node_kb(MEM_NODE);
+	TEST_ASSERT_EQ(node_of(hva), MEM_NODE);
+	TEST_ASSERT_EQ(node_of(hva + (TEST_PAGES - 1) * PAGE_SIZE), MEM_NODE);
+
+	d0 = after[0] - before[0];
+	d1 = after[1] - before[1];
+	total = d0 + d1;
+	printf("capability %s: new page tables %ld kB on node %d (thread), %ld kB on node %d\n",
+	       on ? "on" : "off", d0, THREAD_NODE, d1, MEM_NODE);
+	/* One 4 KiB last-level table maps at most 2 MiB. */
+	TEST_ASSERT(total >= (long)(TEST_PAGES / 512 * 4),
+		    "KVM accounted %ld kB of new page tables, expected at least %llu",
+		    total, TEST_PAGES / 512 * 4);
+	if (on)
+		TEST_ASSERT(d1 * 100 >= total * 99,
+			    "only %ld of %ld kB of page tables on the memory's node", d1, total);
+	else
+		TEST_ASSERT(d0 * 100 >= total * 90,
+			    "only %ld of %ld kB of page tables on the thread's node", d0, total);
+	kvm_vm_free(vm);
+}
+
+int main(int argc, char *argv[])
+{
+	if (argc == 2 && !strcmp(argv[1], "cap"))
+		test_cap();
+	else if (argc == 3 && !strcmp(argv[1], "place"))
+		test_place(!strcmp(argv[2], "on"));
+	else
+		TEST_FAIL("usage: %s cap | place on|off", argv[0]);
+	return 0;
+}

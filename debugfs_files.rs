@@ -2,6 +2,9 @@
 
 //! What `/sys/kernel/debug/kvm_mmu_cache/` shows: the module-wide files and
 //! the per-vCPU file (see `Documentation/kvm_mmu_cache.rst`).
+//!
+//! Lock order: `Shared::vms`, then a VM's `vcpus` (`vm_list`); no cache lock
+//! but through [`Shared::recount`], which takes them with no list locked.
 
 use super::{
     MmuMemoryCache,
@@ -96,7 +99,7 @@ fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt
             vm.id,
             vm.pid,
             vm.vcpus.lock().len(),
-            vm.numa_aware.load(Relaxed),
+            u8::from(vm.numa_aware.load(Relaxed)),
             vm.split_pages.load(Relaxed),
         )?;
     }

@@ -57,7 +57,10 @@ use kernel::{
         Mutex, //
     }, //
 };
-use mmu_memory_cache::MmuMemoryCache;
+use mmu_memory_cache::{
+    MmuMemoryCache,
+    VcpuCallback, //
+};
 use numa::NodeCaches;
 use percpu_counter::PercpuCounter;
 use provider::{
@@ -125,9 +128,9 @@ struct VmState {
     next_vcpu_index: Atomic<u32>,
     /// What KVM's page-table pages hold in every 64-bit word when new.
     pte_init: u64,
-    /// 1 if the VM enabled `KVM_CAP_NUMA_AWARE_PAGE_TABLE`: set before
+    /// Whether the VM enabled `KVM_CAP_NUMA_AWARE_PAGE_TABLE`: set before
     /// its first vCPU (KVM enforces that), read when each is created.
-    numa_aware: Atomic<i32>,
+    numa_aware: Atomic<bool>,
     /// Pages handed to eager splits.
     split_pages: Atomic<u64>,
     /// Statistics of destroyed vCPUs, folded in under `vcpus`.
@@ -259,7 +262,7 @@ impl Provider for CacheProvider {
                 pid,
                 next_vcpu_index: Atomic::new(0),
                 pte_init,
-                numa_aware: Atomic::new(0),
+                numa_aware: Atomic::new(false),
                 split_pages: Atomic::new(0),
                 retired: Totals::new(),
                 vcpus <- new_mutex!(KVec::new()),
@@ -277,12 +280,12 @@ impl Provider for CacheProvider {
         let retired = &self.shared.retired;
         retired.vms.add(1, Relaxed);
         retired.add_vm(&vm);
-        vms.retain(|v| v.id != vm.id);
+        vms.retain(|v| !Arc::ptr_eq(v, &vm));
     }
 
     fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu) -> Result<Arc<VcpuState>> {
         let shared = &vm.shared;
-        let nodes = if vm.numa_aware.load(Relaxed) != 0 {
+        let nodes = if vm.numa_aware.load(Relaxed) {
             Some(NodeCaches::new()?)
         } else {
             None
@@ -343,12 +346,19 @@ impl Provider for CacheProvider {
     fn vcpu_destroy(&self, vcpu: Arc<VcpuState>) {
         let mut vcpus = vcpu.vm.vcpus.lock();
         vcpu.for_each_cache(|_, cache| vcpu.vm.retired.add_cache(cache));
-        vcpus.retain(|e| e.vcpu.index != vcpu.index);
+        vcpus.retain(|e| !Arc::ptr_eq(&e.vcpu, &vcpu));
     }
 
-    fn topup(&self, vcpu: &VcpuState, ty: CacheType, nid: Node, min: i32) -> Result {
+    fn topup(
+        &self,
+        cb: &VcpuCallback,
+        vcpu: &VcpuState,
+        ty: CacheType,
+        nid: Node,
+        min: i32,
+    ) -> Result {
         match (ty, &vcpu.nodes, nid) {
-            (CacheType::PageTable, Some(nodes), Some(node)) => nodes.topup(node, min, || {
+            (CacheType::PageTable, Some(nodes), Some(node)) => nodes.topup(cb, node, min, || {
                 KBox::pin_init(
                     vcpu.vm.shared.new_cache(
                         Some(vcpu.vm.pte_init),
@@ -359,14 +369,14 @@ impl Provider for CacheProvider {
                     GFP_KERNEL,
                 )
             }),
-            _ => vcpu.cache(ty).topup_and_hold(min),
+            _ => vcpu.cache(ty).topup_and_hold(cb, min),
         }
     }
 
-    fn alloc(&self, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
+    fn alloc(&self, cb: &VcpuCallback, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
         let page = match (ty, &vcpu.nodes) {
-            (CacheType::PageTable, Some(nodes)) if nodes.holds_one() => nodes.alloc(),
-            _ => vcpu.cache(ty).alloc_held(),
+            (CacheType::PageTable, Some(nodes)) if nodes.holds_one() => nodes.alloc(cb),
+            _ => vcpu.cache(ty).alloc_held(cb),
         };
         page.or_else(|| {
             atomic_page(match ty {
@@ -376,12 +386,12 @@ impl Provider for CacheProvider {
         })
     }
 
-    fn release(&self, vcpu: &VcpuState) {
+    fn release(&self, cb: &VcpuCallback, vcpu: &VcpuState) {
         for ty in CacheType::ALL {
-            vcpu.cache(ty).release();
+            vcpu.cache(ty).release(cb);
         }
         if let Some(nodes) = &vcpu.nodes {
-            nodes.release();
+            nodes.release(cb);
         }
     }
 
@@ -401,8 +411,8 @@ impl Provider for CacheProvider {
             [on @ (0 | 1), 0, 0, 0] if cap.cap == bindings::KVM_CAP_NUMA_AWARE_PAGE_TABLE => on,
             _ => return Err(EINVAL),
         };
-        // CAST: `on` is 0 or 1. Enabling twice is allowed, and idempotent.
-        vm.numa_aware.store(on as i32, Relaxed);
+        // Enabling twice is allowed, and idempotent.
+        vm.numa_aware.store(on == 1, Relaxed);
         Ok(())
     }
 }
@@ -431,10 +441,10 @@ impl Shared {
     /// The unused cached pages, counted one cache at a time under each
     /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
     ///
-    /// A cache's lock is held across a whole fault, which may wait on a
-    /// userfaultfd: the lists are copied and their locks dropped before any
-    /// cache is waited on, so that a recount never holds up VM or vCPU
-    /// creation.
+    /// A cache's lock is held across a whole fault (from the topup, once
+    /// the pfn is resolved, to the release) or root load, which may sleep:
+    /// the lists are copied and their locks dropped before any cache is
+    /// waited on, so that a recount never holds up VM or vCPU creation.
     fn recount(&self) -> Result<i64> {
         let mut total = 0i64;
         if cfg!(kmc_mutant = "recount_locked") {

@@ -16,10 +16,16 @@
 //! Lock order: a node's cache is a cache like the vCPU's others (see the
 //! crate root); the fault in progress holds at most one of them.
 
-use crate::mmu_memory_cache::MmuMemoryCache;
-use crate::provider::KvmPage;
+use crate::mmu_memory_cache::{
+    MmuMemoryCache,
+    VcpuCallback, //
+};
+use crate::provider::{
+    nr_node_ids,
+    KvmPage,
+    NumaNodeId, //
+};
 use kernel::{
-    bindings::MAX_NUMNODES,
     prelude::*,
     sync::{
         atomic::{
@@ -32,19 +38,19 @@ use kernel::{
 
 /// A vCPU's page-table caches, one per node, each created on first use.
 pub(crate) struct NodeCaches {
-    /// Indexed by node id.
+    /// Indexed by node id, `nr_node_ids` of them.
     caches: KVec<SetOnce<Pin<KBox<MmuMemoryCache>>>>,
-    /// The node whose cache the fault in progress topped up, or -1. Only
-    /// the vCPU's own callbacks, one at a time, write it; soundness rests on
-    /// the caches' own holder checks, not on it.
+    /// The node whose cache the fault in progress topped up, or -1: where
+    /// its allocations go. Only the vCPU's own callbacks, one at a time
+    /// (under the vCPU's mutex), write it; soundness rests on the caches'
+    /// own holder checks, not on it.
     held: Atomic<i32>,
 }
 
 impl NodeCaches {
     /// No cache yet.
     pub(crate) fn new() -> Result<Self> {
-        // CAST: `MAX_NUMNODES` is at most 1 << 10.
-        let nodes = MAX_NUMNODES as usize;
+        let nodes = nr_node_ids();
         let mut caches = KVec::with_capacity(nodes, GFP_KERNEL)?;
         for _ in 0..nodes {
             caches.push(SetOnce::new(), GFP_KERNEL)?;
@@ -55,9 +61,9 @@ impl NodeCaches {
         })
     }
 
-    /// The cache of `node`, if it was created.
-    fn get(&self, node: i32) -> Option<&MmuMemoryCache> {
-        let slot = self.caches.get(usize::try_from(node).ok()?)?;
+    /// The cache of node `index`, if it was created.
+    fn get(&self, index: i32) -> Option<&MmuMemoryCache> {
+        let slot = self.caches.get(usize::try_from(index).ok()?)?;
         slot.as_ref().map(|cache| &**cache)
     }
 
@@ -65,22 +71,21 @@ impl NodeCaches {
     /// be, and holds it for the fault until [`Self::release`]. May sleep.
     pub(crate) fn topup(
         &self,
-        node: i32,
+        cb: &VcpuCallback,
+        node: NumaNodeId,
         min: i32,
         new_cache: impl FnOnce() -> Result<Pin<KBox<MmuMemoryCache>>>,
     ) -> Result {
-        let slot = usize::try_from(node)
-            .ok()
-            .and_then(|i| self.caches.get(i))
-            .ok_or(EINVAL)?;
+        let slot = self.caches.get(node.index()).ok_or(EINVAL)?;
         if slot.as_ref().is_none() {
-            // Only this vCPU's topups create its caches, one at a time:
-            // `populate()` cannot lose a race.
+            // Only this vCPU's topups create its caches, one at a time; one
+            // that lost a race anyway finds the winner's cache, or EAGAIN
+            // while the winner is still storing it.
             slot.populate(new_cache()?);
         }
-        let cache = slot.as_ref().ok_or(ENOMEM)?;
-        self.held.store(node, Relaxed);
-        cache.topup_and_hold(min)
+        let cache = slot.as_ref().ok_or(EAGAIN)?;
+        self.held.store(node.id(), Relaxed);
+        cache.topup_and_hold(cb, min)
     }
 
     /// Whether the fault in progress topped up a node's cache.
@@ -88,16 +93,20 @@ impl NodeCaches {
         self.held.load(Relaxed) >= 0
     }
 
-    /// A page from the cache the fault in progress holds, if any.
-    pub(crate) fn alloc(&self) -> Option<KvmPage> {
-        self.get(self.held.load(Relaxed))?.alloc_held()
+    /// A page from the cache the fault in progress topped up, if any.
+    pub(crate) fn alloc(&self, cb: &VcpuCallback) -> Option<KvmPage> {
+        self.get(self.held.load(Relaxed))?.alloc_held(cb)
     }
 
-    /// Ends the hold [`Self::topup`] took, if any.
-    pub(crate) fn release(&self) {
-        let node = self.held.xchg(-1, Relaxed);
-        if let Some(cache) = self.get(node) {
-            cache.release();
+    /// Ends the holds of [`Self::topup`]: of every node's cache, not only
+    /// the last one topped up, so that none stays held whatever the order
+    /// of the calls (a cache only releases its own holder's hold).
+    pub(crate) fn release(&self, cb: &VcpuCallback) {
+        self.held.store(-1, Relaxed);
+        for slot in self.caches.iter() {
+            if let Some(cache) = slot.as_ref() {
+                cache.release(cb);
+            }
         }
     }
 

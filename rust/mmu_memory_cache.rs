@@ -11,21 +11,27 @@
 //!
 //! Lock order: a cache's mutex, then KVM's `mmu_lock`. The vCPU task that
 //! tops a cache up holds the mutex from the topup to the end of the fault
-//! or root load, taking `mmu_lock` in between; anyone else (debugfs, a shrinker) only
-//! locks a cache while holding no KVM lock, and a shrinker only ever
-//! trylocks it. The cache records which task holds it, so every method is
-//! safe to call from any task: only the holder allocates or releases. Task
-//! context only: `current` identifies the caller. A holder must release the
-//! cache before it returns to user space (KVM pairs every topup with a
-//! release in the same ioctl); one that did not would keep every other task
-//! from the cache.
+//! or root load, taking `mmu_lock` in between; anyone else (debugfs, a
+//! shrinker) only locks a cache while holding no KVM lock, and a shrinker
+//! only ever trylocks it. The cache records which task holds it, so every
+//! method is safe to call from any task: only the holder allocates or
+//! releases. The methods of the hold take a [`VcpuCallback`], which only
+//! KVM's callbacks (task context, where `current` identifies the caller)
+//! can produce. A holder must release the cache before it returns to user
+//! space (KVM pairs every topup with a release in the same ioctl); one that
+//! did not would keep every other task from the cache.
 
 use crate::{
     bindings,
-    percpu_counter::PercpuCounter, //
+    percpu_counter::PercpuCounter,
+    provider::{
+        KvmPage,
+        Node, //
+    }, //
 };
 use core::{
     cell::UnsafeCell,
+    marker::PhantomData,
     ptr::NonNull, //
 };
 use kernel::{
@@ -42,6 +48,23 @@ use kernel::{
     task::Task,
     types::Opaque, //
 };
+
+/// Proof that the code holding it runs inside one of KVM's vCPU callbacks
+/// (`topup`, `alloc`, `release`): in task context, in the task doing the
+/// vCPU's fault or root load, with the vCPU's mutex held. Only the C
+/// trampolines make one, for the length of a callback; it cannot be sent to
+/// another task or kept.
+pub(crate) struct VcpuCallback(PhantomData<*mut ()>);
+
+impl VcpuCallback {
+    /// # Safety
+    ///
+    /// The caller is one of KVM's vCPU callbacks, which KVM calls in task
+    /// context only; the value does not outlive the callback.
+    pub(crate) unsafe fn new() -> Self {
+        Self(PhantomData)
+    }
+}
 
 /// Topup and allocation statistics of one cache.
 pub(crate) struct CacheStats {
@@ -105,7 +128,7 @@ impl MmuMemoryCache {
     /// `node` if given.
     pub(crate) fn new(
         init: Option<u64>,
-        node: Option<i32>,
+        node: Node,
         capacity: i32,
         counter: Arc<PercpuCounter>,
         name: &'static CStr,
@@ -127,7 +150,7 @@ impl MmuMemoryCache {
             gfp_zero,
             init_value,
             has_node: node.is_some(),
-            node: node.unwrap_or(kernel::bindings::NUMA_NO_NODE),
+            node: node.map_or(kernel::bindings::NUMA_NO_NODE, |n| n.id()),
             ..Default::default()
         };
         // INVARIANT: a page cache that starts empty, counted as zero in
@@ -186,7 +209,9 @@ impl MmuMemoryCache {
     /// Whether the calling task holds the cache across calls. A relaxed
     /// read suffices: only a task holding `lock` stores its own task here,
     /// and it clears it before unlocking, so by coherence a task reads its
-    /// own pointer only while it holds `lock`.
+    /// own pointer only while it holds `lock`. In task context only (an
+    /// interrupt would see the task it interrupted): callers hold a
+    /// [`VcpuCallback`], or may sleep anyway.
     fn held_by_current(&self) -> bool {
         self.holder.load(Relaxed) == Task::current_raw()
     }
@@ -196,7 +221,7 @@ impl MmuMemoryCache {
     /// can empty it between the topup and the allocations that follow. May
     /// sleep: waits for whoever else has the cache locked. On any error but
     /// `EINVAL` the cache is held all the same: call `release()` regardless.
-    pub(crate) fn topup_and_hold(&self, min: i32) -> Result {
+    pub(crate) fn topup_and_hold(&self, _cb: &VcpuCallback, min: i32) -> Result {
         if min > self.capacity {
             return Err(EINVAL);
         }
@@ -241,7 +266,7 @@ impl MmuMemoryCache {
 
     /// Pops an object for KVM, or returns `None` if the calling task did not
     /// top the cache up or it is empty. Never sleeps.
-    pub(crate) fn alloc_held(&self) -> Option<NonNull<c_void>> {
+    pub(crate) fn alloc_held(&self, _cb: &VcpuCallback) -> Option<KvmPage> {
         // SAFETY: If this task is the holder, it holds `lock`.
         if !self.held_by_current() || unsafe { self.nobjs() } == 0 {
             self.stats.misses.add(1, Relaxed);
@@ -255,12 +280,15 @@ impl MmuMemoryCache {
             self.counter.add(-1);
         }
         self.stats.allocs.add(1, Relaxed);
-        NonNull::new(obj)
+        // SAFETY: The cache holds order-0 pages from the page allocator, in
+        // the direct map (a page cache, by the type invariants), and the one
+        // just popped is no longer the cache's.
+        NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
     }
 
     /// Ends what [`Self::topup_and_hold`] started in the calling task; a no-op
-    /// if this task does not hold the cache.
-    pub(crate) fn release(&self) {
+    /// if no task holds the cache.
+    pub(crate) fn release(&self, _cb: &VcpuCallback) {
         if cfg!(kmc_mutant = "no_release") {
             return;
         }
@@ -299,9 +327,10 @@ impl MmuMemoryCache {
     /// The number of cached objects, read without the lock: may be stale.
     pub(crate) fn nr_free_racy(&self) -> i32 {
         let cache = self.cache.get();
-        // SAFETY: `cache` is valid for the lifetime of `self`; a racy read of
-        // an `int`, as C's debug readers do with READ_ONCE().
-        unsafe { core::ptr::addr_of!((*cache).nobjs).read_volatile() }
+        // SAFETY: `cache` is valid for the lifetime of `self`; KVM's helpers
+        // write `nobjs` with plain aligned `int` stores, which do not tear:
+        // a racy read, as C's debug readers do with READ_ONCE().
+        unsafe { Atomic::from_ptr(&raw mut (*cache).nobjs) }.load(Relaxed)
     }
 
     /// Whether a task holds the cache (between a topup and its release): a

@@ -9,7 +9,13 @@ use crate::bindings;
 use kernel::{
     error::to_result,
     prelude::*,
-    sync::LockClassKey,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        LockClassKey, //
+    },
     types::Opaque, //
 };
 
@@ -56,10 +62,11 @@ impl PercpuCounter {
 
     /// Adds `delta` (which may be negative).
     pub(crate) fn add(&self, delta: i64) {
-        // SAFETY: `percpu_counter_batch` is a valid `int`, which CPU hotplug
-        // may rewrite at any time: read it once, like READ_ONCE(); any value
-        // is a valid batch.
-        let batch = unsafe { core::ptr::addr_of!(bindings::percpu_counter_batch).read_volatile() };
+        // SAFETY: `percpu_counter_batch` is a valid, aligned `int`, which CPU
+        // hotplug may rewrite at any time with a plain store that does not
+        // tear: read it once, like READ_ONCE(); any value is a valid batch.
+        let batch =
+            unsafe { Atomic::from_ptr(&raw mut bindings::percpu_counter_batch) }.load(Relaxed);
         // SAFETY: By the type invariants, `inner` is an initialised counter.
         unsafe { bindings::percpu_counter_add_batch(self.inner.get(), delta, batch) };
     }

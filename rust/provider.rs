@@ -9,7 +9,10 @@
 //! entries, defined here, turn the C calls into calls of the trait's safe
 //! methods on the provider's own VM and vCPU data.
 
-use crate::bindings;
+use crate::{
+    bindings,
+    mmu_memory_cache::VcpuCallback, //
+};
 use core::{
     ptr::NonNull, //
 };
@@ -57,23 +60,90 @@ impl CacheType {
     }
 }
 
-/// A NUMA node, or none (`NUMA_NO_NODE` in C).
-pub(crate) type Node = Option<i32>;
+/// A NUMA node that has memory, as KVM names it.
+///
+/// The kernel crate's `NumaNode` cannot be read back in 7.2 (its id is
+/// private), so the module keeps its own.
+///
+/// # Invariants
+///
+/// The id is below `nr_node_ids` and names a node KVM found memory on (the
+/// node of an online page): allocating on it is valid.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NumaNodeId(i32);
 
+impl NumaNodeId {
+    /// The node id.
+    pub(crate) fn id(self) -> i32 {
+        self.0
+    }
+
+    /// The node id as an index below [`nr_node_ids`].
+    pub(crate) fn index(self) -> usize {
+        // CAST: by the type invariants the id is not negative.
+        self.0 as usize
+    }
+}
+
+/// A NUMA node, or none (`NUMA_NO_NODE` in C).
+pub(crate) type Node = Option<NumaNodeId>;
+
+/// The node KVM passes, checked against the nodes that exist.
 fn node_from_raw(nid: c_int) -> Node {
-    (nid >= 0).then_some(nid)
+    let index = usize::try_from(nid).ok()?;
+    // INVARIANT: below `nr_node_ids`; KVM passes the node of an online page
+    // (`kvm_mmu_pfn_nid()`) or `NUMA_NO_NODE`.
+    (index < nr_node_ids()).then_some(NumaNodeId(nid))
+}
+
+/// The number of possible node ids (`nr_node_ids`), fixed at boot.
+pub(crate) fn nr_node_ids() -> usize {
+    // SAFETY: `nr_node_ids` is set during early boot and only read after;
+    // a plain read of an aligned `unsigned int`.
+    let nodes = unsafe { kernel::bindings::nr_node_ids };
+    // CAST: `nr_node_ids` is at most `MAX_NUMNODES` (1 << 10).
+    nodes as usize
 }
 
 /// Raw allocation flags, as KVM passes them (the kernel crate's `Flags`
 /// cannot be made from C's).
 pub(crate) type Gfp = kernel::bindings::gfp_t;
 
-/// A page handed to KVM, which owns it from then on and frees it itself.
-pub(crate) type KvmPage = NonNull<c_void>;
+/// A page for KVM: handed to KVM, which owns it from then on and frees it
+/// with `free_page()`, or freed here if dropped.
+///
+/// # Invariants
+///
+/// An order-0 page from the page allocator, in the direct map, owned by
+/// this value alone.
+pub(crate) struct KvmPage(NonNull<c_void>);
+
+impl KvmPage {
+    /// # Safety
+    ///
+    /// `addr` is an order-0 page from the page allocator, in the direct map,
+    /// that nothing else owns.
+    pub(crate) unsafe fn from_raw(addr: NonNull<c_void>) -> Self {
+        // INVARIANT: by the caller's contract.
+        Self(addr)
+    }
+
+    /// Hands the page over; whoever receives it frees it.
+    fn into_raw(self) -> *mut c_void {
+        core::mem::ManuallyDrop::new(self).0.as_ptr()
+    }
+}
+
+impl Drop for KvmPage {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants the page came from the page
+        // allocator and is owned here alone.
+        unsafe { kernel::bindings::free_pages(self.0.as_ptr() as usize, 0) };
+    }
+}
 
 /// A fresh page for KVM, allocated with `gfp` and filled with `init` in
 /// every 64-bit word (zeroed when `init` is 0), or `None` if none is free.
-/// KVM frees it with `free_page()`.
 pub(crate) fn new_kvm_page(gfp: Gfp, init: u64) -> Option<KvmPage> {
     // SAFETY: Allocating a page has no preconditions.
     let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
@@ -84,7 +154,8 @@ pub(crate) fn new_kvm_page(gfp: Gfp, init: u64) -> Option<KvmPage> {
         unsafe { core::slice::from_raw_parts_mut(page.as_ptr(), kernel::page::PAGE_SIZE / 8) }
             .fill(init);
     }
-    Some(page.cast())
+    // SAFETY: `get_zeroed_page()` returns an order-0 direct-map page, ours.
+    Some(unsafe { KvmPage::from_raw(page.cast()) })
 }
 
 /// The KVM VM a provider's VM data belongs to; used only as an identity.
@@ -106,9 +177,11 @@ impl Vcpu {
     pub(crate) fn kvm_debugfs_name(&self) -> Option<&CStr> {
         let vcpu = self.0.get().cast::<u8>();
         // SAFETY: By the type invariants `vcpu` is a live `struct kvm_vcpu`,
-        // whose `kvm` member is at the offset the compiler that built KVM
-        // computed; it points to the live VM.
+        // whose `kvm` member is at the offset clang computed from KVM's own
+        // headers with the kernel's flags (bindgen.sh); it points to the
+        // live VM.
         let kvm = unsafe {
+            // CAST: an offset within a struct fits in `usize`.
             vcpu.add(bindings::KMC_VCPU_KVM_OFFSET as usize)
                 .cast::<*mut u8>()
                 .read()
@@ -116,6 +189,7 @@ impl Vcpu {
         // SAFETY: As above, for the VM's `debugfs_dentry`, set before any
         // vCPU is created and not changed until the VM is destroyed.
         let dir = unsafe {
+            // CAST: as above.
             kvm.add(bindings::KMC_KVM_DEBUGFS_DENTRY_OFFSET as usize)
                 .cast::<*mut kernel::bindings::dentry>()
                 .read()
@@ -125,9 +199,10 @@ impl Vcpu {
             return None;
         }
         // SAFETY: `dir` is the VM's live debugfs directory, whose `d_name`
-        // is the active member of the union; debugfs entries are never
-        // renamed, so the name stays valid and NUL-terminated while the VM,
-        // and so the borrow of `self`, lives.
+        // is the active member of the union; KVM neither renames nor
+        // removes it before the VM is destroyed, so the name stays valid and
+        // NUL-terminated while the borrow of `self` (the `vcpu_init()` call)
+        // lives.
         Some(unsafe { CStr::from_char_ptr((*dir).__bindgen_anon_1.d_name.name.cast()) })
     }
 }
@@ -164,13 +239,20 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// until `release()`, for page tables mapping memory on `nid` (a fault
     /// whose pfn is resolved), or anywhere (`None`: roots, memory KVM holds
     /// no page reference on).
-    fn topup(&self, vcpu: &Self::Vcpu, ty: CacheType, nid: Node, min: i32) -> Result;
+    fn topup(
+        &self,
+        cb: &VcpuCallback,
+        vcpu: &Self::Vcpu,
+        ty: CacheType,
+        nid: Node,
+        min: i32,
+    ) -> Result;
     /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
     /// root load `topup()` prepared for. On `None` KVM allocates the object
     /// itself, without sleeping, and WARNs once.
-    fn alloc(&self, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
+    fn alloc(&self, cb: &VcpuCallback, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
     /// The fault or root load that `topup()` prepared for is over.
-    fn release(&self, vcpu: &Self::Vcpu);
+    fn release(&self, cb: &VcpuCallback, vcpu: &Self::Vcpu);
     /// Eager split: a page table for a huge page on `nid`, allocated with
     /// `gfp` (which says whether it may sleep), or `None`, and KVM
     /// allocates it itself.
@@ -204,18 +286,26 @@ static ACTIVE: ActiveProvider = ActiveProvider(Atomic::new(core::ptr::null_mut()
 
 /// The registration of `P` with KVM; unregisters on drop.
 ///
+/// Dropped at module exit, when no VM can be bound (each bound VM holds a
+/// reference on the module, and an exiting module has none): then KVM no
+/// longer uses the table. Dropped while the module is live, VMs may still
+/// be bound or binding: then the table and the provider are leaked, with a
+/// WARN, rather than freed under them.
+///
 /// # Invariants
 ///
-/// `ops` is registered with KVM from `new()` until drop, and `ACTIVE` points
-/// to `provider` for that time.
+/// While `ops` is `Some`, it is registered with KVM and `ACTIVE` points to
+/// `provider`, which is `Some`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<P: Provider> {
-    #[pin]
-    ops: Opaque<bindings::kvm_mmu_cache_provider>,
-    provider: Pin<KBox<P>>,
+    /// Boxed apart from the registration, so that it can be leaked.
+    ops: Option<KBox<Opaque<bindings::kvm_mmu_cache_provider>>>,
+    provider: Option<Pin<KBox<P>>>,
+    module: &'static ThisModule,
 }
 
-// SAFETY: The ops table is read-only once registered; `P` is `Sync`.
+// SAFETY: The ops table is read-only once registered; `P` is `Sync`, and
+// `ThisModule` is only read.
 unsafe impl<P: Provider> Send for Registration<P> {}
 // SAFETY: As for `Send`.
 unsafe impl<P: Provider> Sync for Registration<P> {}
@@ -227,15 +317,16 @@ impl<P: Provider> Registration<P> {
         let provider = KBox::pin(provider, GFP_KERNEL)?;
         // The provider's heap address, which moving the box does not change.
         let active: *const P = &*provider;
+        let mut table = Self::OPS;
+        table.owner = module.as_ptr().cast();
+        let ops = KBox::new(Opaque::new(table), GFP_KERNEL)?;
+        // The table's heap address, as above.
+        let table = ops.get();
         KBox::pin_init(
-            try_pin_init!(&this in Self {
-                ops <- Opaque::ffi_init(|slot: *mut bindings::kvm_mmu_cache_provider| {
-                    // SAFETY: `slot` is valid for writes.
-                    unsafe { slot.write(Self::OPS) };
-                    // SAFETY: As above; the owner is this module.
-                    unsafe { (*slot).owner = module.as_ptr().cast() };
-                }),
-                provider,
+            try_pin_init!(Self {
+                ops: Some(ops),
+                provider: Some(provider),
+                module,
                 // Registering is the last step of the initialiser: if it
                 // fails, no `Registration` exists and `drop()` never runs
                 // for a table KVM does not know.
@@ -244,13 +335,10 @@ impl<P: Provider> Registration<P> {
                         .0
                         .cmpxchg(core::ptr::null_mut(), active.cast_mut().cast(), Full)
                         .map_err(|_| EBUSY)?;
-                    // SAFETY: `this` points to the `Registration` being
-                    // initialised, whose `ops` was initialised above; it is
-                    // pinned, so the table stays where KVM sees it until
-                    // `drop()` unregisters it.
-                    let ops = unsafe { (*this.as_ptr()).ops.get() };
-                    // SAFETY: `ops` is a fully initialised, pinned ops table.
-                    let ret = unsafe { bindings::kvm_mmu_cache_provider_register(ops) };
+                    // SAFETY: `table` is a fully initialised ops table, which
+                    // stays where it is until `drop()` unregisters it or
+                    // leaks it.
+                    let ret = unsafe { bindings::kvm_mmu_cache_provider_register(table) };
                     if let Err(e) = to_result(ret) {
                         ACTIVE.0.store(core::ptr::null_mut(), Release);
                         return Err(e);
@@ -260,6 +348,15 @@ impl<P: Provider> Registration<P> {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Whether the module is past its init and not exiting: VMs may be
+    /// bound to it, or binding.
+    fn module_live(&self) -> bool {
+        // SAFETY: `module` is this module, alive while its code runs; `state`
+        // is a plain aligned `enum` the module loader writes.
+        let state = unsafe { (*self.module.as_ptr()).state };
+        state == kernel::bindings::module_state_MODULE_STATE_LIVE
     }
 
     /// # Safety
@@ -326,7 +423,7 @@ impl<P: Provider> Registration<P> {
     }
 
     fn page_ptr(page: Option<KvmPage>) -> *mut c_void {
-        page.map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        page.map_or(core::ptr::null_mut(), KvmPage::into_raw)
     }
 
     /// # Safety
@@ -406,8 +503,11 @@ impl<P: Provider> Registration<P> {
         };
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new() };
         // SAFETY: Called by KVM through the registered ops table.
-        Self::errno(unsafe { Self::active() }.topup(&vcpu, ty, node_from_raw(nid), min))
+        let provider = unsafe { Self::active() };
+        Self::errno(provider.topup(&cb, &vcpu, ty, node_from_raw(nid), min))
     }
 
     /// # Safety
@@ -424,8 +524,10 @@ impl<P: Provider> Registration<P> {
         };
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new() };
         // SAFETY: Called by KVM through the registered ops table.
-        Self::page_ptr(unsafe { Self::active() }.alloc(&vcpu, ty))
+        Self::page_ptr(unsafe { Self::active() }.alloc(&cb, &vcpu, ty))
     }
 
     /// # Safety
@@ -435,8 +537,10 @@ impl<P: Provider> Registration<P> {
     unsafe extern "C" fn release_c(vcpu: *mut c_void) {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
+        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new() };
         // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.release(&vcpu);
+        unsafe { Self::active() }.release(&cb, &vcpu);
     }
 
     /// # Safety
@@ -491,10 +595,23 @@ impl<P: Provider> Registration<P> {
 #[pinned_drop]
 impl<P: Provider> PinnedDrop for Registration<P> {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariants `ops` is registered. No VM is bound
-        // any more (each holds a reference on this module, and drop runs at
-        // module exit), and none can bind after this returns.
-        unsafe { bindings::kvm_mmu_cache_provider_unregister(self.ops.get()) };
+        let live = self.module_live();
+        let this = self.project();
+        let Some(ops) = this.ops.take() else {
+            return;
+        };
+        if kernel::warn_on!(live) {
+            // VMs may be bound to the table and call the provider: keep
+            // both registered and alive for good.
+            pr_err!("provider registration dropped while the module is live: leaked\n");
+            core::mem::forget(ops);
+            core::mem::forget(this.provider.take());
+            return;
+        }
+        // SAFETY: By the type invariants `ops` is registered. The module is
+        // exiting: no VM is bound (each holds a reference on the module) and
+        // none can bind any more.
+        unsafe { bindings::kvm_mmu_cache_provider_unregister(ops.get()) };
         ACTIVE.0.store(core::ptr::null_mut(), Release);
     }
 }

@@ -169,7 +169,6 @@ static void test_place(int on)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	cpu_set_t cpus;
-	struct ucall uc;
 	void *hva;
 
 	if (cpu < 0 || first_cpu_of_node(MEM_NODE) < 0) {
@@ -204,15 +203,7 @@ static void test_place(int on)
 	kmc_run_to_sync(vcpu);
 	before[0] = sec_page_tables_node_kb(THREAD_NODE);
 	before[1] = sec_page_tables_node_kb(MEM_NODE);
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	kmc_run_to_done(vcpu);
 	after[0] = sec_page_tables_node_kb(THREAD_NODE);
 	after[1] = sec_page_tables_node_kb(MEM_NODE);
 	TEST_ASSERT_EQ(node_of(hva), MEM_NODE);

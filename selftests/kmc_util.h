@@ -308,6 +308,23 @@ static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 	}
 }
 
+/* Host: run @vcpu until its guest code is done (GUEST_DONE). */
+static inline void kmc_run_to_done(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_DONE:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc.cmd,
+			  exit_reason_str(vcpu->run->exit_reason));
+	}
+}
+
 /* Host: run @vcpu through one whole round of kmc_guest_fault_rounds(). */
 static inline void kmc_run_round(struct kvm_vcpu *vcpu)
 {

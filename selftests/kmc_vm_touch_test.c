@@ -47,7 +47,6 @@ int main(int argc, char *argv[])
 	struct kmc_vcpu_caches c;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	struct ucall uc;
 	u64 *host;
 	u64 i;
 
@@ -57,15 +56,7 @@ int main(int argc, char *argv[])
 	before = kmc_sec_page_tables_kb();
 	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
 
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	kmc_run_to_done(vcpu);
 
 	host = addr_gpa2hva(vm, TEST_GPA);
 	for (i = 0; i < TEST_PAGES; i++)

@@ -293,10 +293,13 @@ impl Provider for CacheProvider {
         let mut vcpus = vm.vcpus.lock();
         let index = vm.next_vcpu_index.fetch_add(1, Relaxed);
         let vcpu = Arc::pin_init(
-            try_pin_init!(VcpuState {
+            // `this`: the address of the vCPU's data, which names it in
+            // KVM's callbacks, and so owns its caches.
+            try_pin_init!(&this in VcpuState {
                 index,
                 vm: vm.clone(),
                 page_table <- shared.new_cache(
+                    this.as_ptr().cast_const().cast(),
                     Some(vm.pte_init),
                     None,
                     c"kvm_mmu_cache:page_table",
@@ -304,6 +307,7 @@ impl Provider for CacheProvider {
                 )?,
                 // KVM writes a shadowed-info array before reading it.
                 shadowed_info <- shared.new_cache(
+                    this.as_ptr().cast_const().cast(),
                     None,
                     None,
                     c"kvm_mmu_cache:shadowed_info",
@@ -351,7 +355,7 @@ impl Provider for CacheProvider {
 
     fn topup(
         &self,
-        cb: &VcpuCallback,
+        cb: &VcpuCallback<'_>,
         vcpu: &VcpuState,
         ty: CacheType,
         nid: Node,
@@ -361,6 +365,7 @@ impl Provider for CacheProvider {
             (CacheType::PageTable, Some(nodes), Some(node)) => nodes.topup(cb, node, min, || {
                 KBox::pin_init(
                     vcpu.vm.shared.new_cache(
+                        cb.vcpu(),
                         Some(vcpu.vm.pte_init),
                         Some(node),
                         c"kvm_mmu_cache:node_page_table",
@@ -373,11 +378,12 @@ impl Provider for CacheProvider {
         }
     }
 
-    fn alloc(&self, cb: &VcpuCallback, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
-        let page = match (ty, &vcpu.nodes) {
-            (CacheType::PageTable, Some(nodes)) if nodes.holds_one() => nodes.alloc(cb),
-            _ => vcpu.cache(ty).alloc_held(cb),
+    fn alloc(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
+        let node_page = match (ty, &vcpu.nodes) {
+            (CacheType::PageTable, Some(nodes)) => nodes.alloc(cb),
+            _ => None,
         };
+        let page = node_page.unwrap_or_else(|| vcpu.cache(ty).alloc_held(cb));
         page.or_else(|| {
             atomic_page(match ty {
                 CacheType::PageTable => vcpu.vm.pte_init,
@@ -386,7 +392,7 @@ impl Provider for CacheProvider {
         })
     }
 
-    fn release(&self, cb: &VcpuCallback, vcpu: &VcpuState) {
+    fn release(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState) {
         for ty in CacheType::ALL {
             vcpu.cache(ty).release(cb);
         }
@@ -418,17 +424,20 @@ impl Provider for CacheProvider {
 }
 
 impl Shared {
-    /// A cache of at most `capacity` pages, counted in `unused_pages`, each
-    /// page holding `init` in every 64-bit word (`None`: anything), from
-    /// `node` if given. Each kind of cache passes its own lock class.
+    /// A cache of at most `capacity` pages for the vCPU whose data is at
+    /// `owner`, counted in `unused_pages`, each page holding `init` in every
+    /// 64-bit word (`None`: anything), from `node` if given. Each kind of
+    /// cache passes its own lock class.
     fn new_cache(
         &self,
+        owner: *const c_void,
         init: Option<u64>,
         node: Node,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
     ) -> Result<impl PinInit<MmuMemoryCache, Error>> {
         MmuMemoryCache::new(
+            owner,
             init,
             node,
             self.capacity,

@@ -27,24 +27,13 @@ use crate::provider::{
 };
 use kernel::{
     prelude::*,
-    sync::{
-        atomic::{
-            Atomic,
-            Relaxed, //
-        },
-        SetOnce,
-    },
+    sync::SetOnce, //
 };
 
 /// A vCPU's page-table caches, one per node, each created on first use.
 pub(crate) struct NodeCaches {
     /// Indexed by node id, `nr_node_ids` of them.
     caches: KVec<SetOnce<Pin<KBox<MmuMemoryCache>>>>,
-    /// The node whose cache the fault in progress topped up, or -1: where
-    /// its allocations go. Only the vCPU's own callbacks, one at a time
-    /// (under the vCPU's mutex), write it; soundness rests on the caches'
-    /// own holder checks, not on it.
-    held: Atomic<i32>,
 }
 
 impl NodeCaches {
@@ -55,23 +44,27 @@ impl NodeCaches {
         for _ in 0..nodes {
             caches.push(SetOnce::new(), GFP_KERNEL)?;
         }
-        Ok(Self {
-            caches,
-            held: Atomic::new(-1),
-        })
+        Ok(Self { caches })
     }
 
-    /// The cache of node `index`, if it was created.
-    fn get(&self, index: i32) -> Option<&MmuMemoryCache> {
-        let slot = self.caches.get(usize::try_from(index).ok()?)?;
-        slot.as_ref().map(|cache| &**cache)
+    /// The caches created so far.
+    fn created(&self) -> impl Iterator<Item = &MmuMemoryCache> {
+        self.caches
+            .iter()
+            .filter_map(|slot| slot.as_ref().map(|cache| &**cache))
+    }
+
+    /// The cache the fault in progress topped up, if any: a fault holds at
+    /// most one node's cache.
+    fn held(&self, cb: &VcpuCallback<'_>) -> Option<&MmuMemoryCache> {
+        self.created().find(|cache| cache.held_by(cb))
     }
 
     /// Tops up the cache of `node`, created by `new_cache` first if need
     /// be, and holds it for the fault until [`Self::release`]. May sleep.
     pub(crate) fn topup(
         &self,
-        cb: &VcpuCallback,
+        cb: &VcpuCallback<'_>,
         node: NumaNodeId,
         min: i32,
         new_cache: impl FnOnce() -> Result<Pin<KBox<MmuMemoryCache>>>,
@@ -84,29 +77,24 @@ impl NodeCaches {
             slot.populate(new_cache()?);
         }
         let cache = slot.as_ref().ok_or(EAGAIN)?;
-        self.held.store(node.id(), Relaxed);
+        // A fault tops up one node: its pfn's. Should KVM ever top up twice,
+        // the last node wins.
+        self.release(cb);
         cache.topup_and_hold(cb, min)
     }
 
-    /// Whether the fault in progress topped up a node's cache.
-    pub(crate) fn holds_one(&self) -> bool {
-        self.held.load(Relaxed) >= 0
-    }
-
-    /// A page from the cache the fault in progress topped up, if any.
-    pub(crate) fn alloc(&self, cb: &VcpuCallback) -> Option<KvmPage> {
-        self.get(self.held.load(Relaxed))?.alloc_held(cb)
+    /// A page from the node cache the fault in progress topped up, or
+    /// `None` if it topped up none.
+    pub(crate) fn alloc(&self, cb: &VcpuCallback<'_>) -> Option<Option<KvmPage>> {
+        self.held(cb).map(|cache| cache.alloc_held(cb))
     }
 
     /// Ends the holds of [`Self::topup`]: of every node's cache, not only
     /// the last one topped up, so that none stays held whatever the order
     /// of the calls (a cache only releases its own holder's hold).
-    pub(crate) fn release(&self, cb: &VcpuCallback) {
-        self.held.store(-1, Relaxed);
-        for slot in self.caches.iter() {
-            if let Some(cache) = slot.as_ref() {
-                cache.release(cb);
-            }
+    pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
+        for cache in self.created() {
+            cache.release(cb);
         }
     }
 

@@ -9,17 +9,17 @@
 //! shared [`PercpuCounter`] under the cache's own mutex: the sum of the
 //! counter over all caches is, exactly, the number of unused cached pages.
 //!
-//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The vCPU task that
-//! tops a cache up holds the mutex from the topup to the end of the fault
-//! or root load, taking `mmu_lock` in between; anyone else (debugfs, a
-//! shrinker) only locks a cache while holding no KVM lock, and a shrinker
-//! only ever trylocks it. The cache records which task holds it, so every
-//! method is safe to call from any task: only the holder allocates or
-//! releases. The methods of the hold take a [`VcpuCallback`], which only
-//! KVM's callbacks (task context, where `current` identifies the caller)
-//! can produce. A holder must release the cache before it returns to user
-//! space (KVM pairs every topup with a release in the same ioctl); one that
-//! did not would keep every other task from the cache.
+//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The vCPU that tops a
+//! cache up holds the mutex from the topup to the end of the fault or root
+//! load, taking `mmu_lock` in between; anyone else (debugfs, a shrinker)
+//! only locks a cache while holding no KVM lock, and a shrinker only ever
+//! trylocks it. Each cache belongs to one vCPU, and only that vCPU's
+//! callbacks, proved by a [`VcpuCallback`] naming it, hold, allocate or
+//! release: KVM runs a vCPU's callbacks one at a time, so the record of the
+//! hold is plain memory and the fault path calls nothing but the mutex. A
+//! holder must release the cache before it returns to user space (KVM pairs
+//! every topup with a release in the same ioctl); one that did not would
+//! keep every other task from the cache.
 
 use crate::{
     bindings,
@@ -45,24 +45,35 @@ use kernel::{
         Arc,
         LockClassKey, //
     },
-    task::Task,
     types::Opaque, //
 };
 
-/// Proof that the code holding it runs inside one of KVM's vCPU callbacks
-/// (`topup`, `alloc`, `release`): in task context, in the task doing the
-/// vCPU's fault or root load, with the vCPU's mutex held. Only the C
-/// trampolines make one, for the length of a callback; it cannot be sent to
-/// another task or kept.
-pub(crate) struct VcpuCallback(PhantomData<*mut ()>);
+/// Proof that the code holding it runs inside one of KVM's callbacks
+/// (`topup`, `alloc`, `release`) for the vCPU whose provider data is at
+/// `vcpu`: in task context, with the vCPU's mutex held, so that no other
+/// callback for that vCPU runs meanwhile. Only the C trampolines make one,
+/// for the length of a callback; it cannot be sent to another task or kept.
+pub(crate) struct VcpuCallback<'a> {
+    vcpu: *const c_void,
+    _callback: PhantomData<&'a ()>,
+}
 
-impl VcpuCallback {
+impl VcpuCallback<'_> {
     /// # Safety
     ///
-    /// The caller is one of KVM's vCPU callbacks, which KVM calls in task
-    /// context only; the value does not outlive the callback.
-    pub(crate) unsafe fn new() -> Self {
-        Self(PhantomData)
+    /// The caller is one of KVM's vCPU callbacks for the vCPU whose data is
+    /// at `vcpu`, which KVM calls in task context, one at a time per vCPU;
+    /// the value does not outlive the callback.
+    pub(crate) unsafe fn new(vcpu: *const c_void) -> Self {
+        Self {
+            vcpu,
+            _callback: PhantomData,
+        }
+    }
+
+    /// The vCPU data the callback is for, as an identity.
+    pub(crate) fn vcpu(&self) -> *const c_void {
+        self.vcpu
     }
 }
 
@@ -97,10 +108,12 @@ impl CacheStats {
 ///   objects.
 /// - Every change of `cache.nobjs` is added to `counter` while `lock` is
 ///   held, so `counter` carries exactly this cache's `nobjs`.
-/// - `holder` is non-null exactly while a task holds `lock` across calls,
-///   from [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`],
-///   and is then that task's `task_struct`. Only the task holding `lock`
-///   writes it: set after `lock()`, cleared before `unlock()`.
+/// - `held` is only accessed by KVM's callbacks for the vCPU `owner` (a
+///   [`VcpuCallback`] naming it), which run one at a time, or through
+///   `&mut self`. It is true exactly while those callbacks hold `lock`
+///   across calls, from [`MmuMemoryCache::topup_and_hold`] to
+///   [`MmuMemoryCache::release`]: set after `lock()`, cleared before
+///   `unlock()`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -108,25 +121,28 @@ pub(crate) struct MmuMemoryCache {
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
     counter: Arc<PercpuCounter>,
-    holder: Atomic<*mut kernel::bindings::task_struct>,
+    /// The vCPU data whose callbacks alone may hold the cache.
+    owner: *const c_void,
+    held: UnsafeCell<bool>,
     /// Statistics, for debugfs.
     pub(crate) stats: CacheStats,
 }
 
-// SAFETY: The C cache's pages and object array may be freed by any task; a
-// hold is tied to a task through `holder` (compared, never dereferenced),
-// not to whoever owns this value.
+// SAFETY: The C cache's pages and object array may be freed by any task;
+// `owner` is an identity, compared and never dereferenced.
 unsafe impl Send for MmuMemoryCache {}
 // SAFETY: Shared access to the C cache goes through `lock` (type
-// invariants), but for a racy read of an `int`; the rest is atomics and a
-// shared reference to a `Sync` counter.
+// invariants), but for a racy read of an `int`; `held` is only accessed by
+// one vCPU's callbacks, one at a time (type invariants); the rest is
+// atomics and a shared reference to a `Sync` counter.
 unsafe impl Sync for MmuMemoryCache {}
 
 impl MmuMemoryCache {
     /// Creates an empty cache of `capacity` pages, each holding `init` in
     /// every 64-bit word (zeroed if 0; `None`: left as allocated), on
-    /// `node` if given.
+    /// `node` if given, for the vCPU whose provider data is at `owner`.
     pub(crate) fn new(
+        owner: *const c_void,
         init: Option<u64>,
         node: Node,
         capacity: i32,
@@ -154,7 +170,7 @@ impl MmuMemoryCache {
             ..Default::default()
         };
         // INVARIANT: a page cache that starts empty, counted as zero in
-        // `counter`; no holder, with `lock` unlocked.
+        // `counter`; not held, with `lock` unlocked.
         Ok(try_pin_init!(Self {
             lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
                 // SAFETY: `slot` is valid for writes and pinned; `name` and
@@ -164,7 +180,8 @@ impl MmuMemoryCache {
             cache: UnsafeCell::new(cache),
             capacity,
             counter,
-            holder: Atomic::new(core::ptr::null_mut()),
+            owner,
+            held: UnsafeCell::new(false),
             stats: CacheStats::new(),
         }))
     }
@@ -206,33 +223,51 @@ impl MmuMemoryCache {
         nobjs as usize
     }
 
-    /// Whether the calling task holds the cache across calls. A relaxed
-    /// read suffices: only a task holding `lock` stores its own task here,
-    /// and it clears it before unlocking, so by coherence a task reads its
-    /// own pointer only while it holds `lock`. In task context only (an
-    /// interrupt would see the task it interrupted): callers hold a
-    /// [`VcpuCallback`], or may sleep anyway.
-    fn held_by_current(&self) -> bool {
-        self.holder.load(Relaxed) == Task::current_raw()
+    /// Whether `cb` is a callback of the vCPU that owns the cache; a
+    /// callback of another one gets a WARN.
+    fn is_owner(&self, cb: &VcpuCallback<'_>) -> bool {
+        !kernel::warn_on!(cb.vcpu() != self.owner)
+    }
+
+    /// Whether the owner's callbacks hold the cache.
+    fn is_held_by(&self, _cb: &VcpuCallback<'_>) -> bool {
+        // SAFETY: The caller checked that `cb` is a callback of the owner,
+        // the only code that accesses `held`, one callback at a time.
+        unsafe { *self.held.get() }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`Self::is_held_by`]; `held` only changes as the type
+    /// invariants say.
+    unsafe fn set_held(&self, held: bool) {
+        // SAFETY: By the caller's contract no other access to `held` runs.
+        unsafe { *self.held.get() = held };
+    }
+
+    /// Whether the owner's callback `cb` holds the cache: `false` for a
+    /// callback of another vCPU.
+    pub(crate) fn held_by(&self, cb: &VcpuCallback<'_>) -> bool {
+        self.is_owner(cb) && self.is_held_by(cb)
     }
 
     /// Makes at least `min` objects available and keeps the cache locked for
-    /// the calling task until it calls [`Self::release`], so that nobody else
-    /// can empty it between the topup and the allocations that follow. May
+    /// its vCPU's callbacks until [`Self::release`], so that nobody else can
+    /// empty it between the topup and the allocations that follow. May
     /// sleep: waits for whoever else has the cache locked. On any error but
     /// `EINVAL` the cache is held all the same: call `release()` regardless.
-    pub(crate) fn topup_and_hold(&self, _cb: &VcpuCallback, min: i32) -> Result {
-        if min > self.capacity {
+    pub(crate) fn topup_and_hold(&self, cb: &VcpuCallback<'_>, min: i32) -> Result {
+        if min > self.capacity || !self.is_owner(cb) {
             return Err(EINVAL);
         }
-        let me = Task::current_raw();
-        if self.holder.load(Relaxed) != me {
+        if !self.is_held_by(cb) {
             self.lock();
-            // INVARIANT: this task now holds `lock` across calls.
-            self.holder.store(me, Relaxed);
+            // SAFETY: `cb` is the owner's callback (checked above).
+            // INVARIANT: the owner's callbacks now hold `lock` across calls.
+            unsafe { self.set_held(true) };
         }
-        // SAFETY: Either `lock` was taken just above, or `holder` is this
-        // task, which by the type invariants holds it.
+        // SAFETY: `lock` is held: taken just above, or by an earlier
+        // callback of the owner that has not released it.
         let before = unsafe { self.nobjs() };
         // Refill whenever the cache is below capacity, not only below `min`:
         // a quiet cache then holds exactly `capacity` pages, which is what
@@ -248,7 +283,7 @@ impl MmuMemoryCache {
             return Ok(());
         }
         // SAFETY: `cache` is a valid page cache, guarded by `lock`, which
-        // this task holds; capacity never changes for a cache.
+        // the owner's callbacks hold; capacity never changes for a cache.
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
         let nobjs = unsafe { self.nobjs() };
@@ -264,16 +299,16 @@ impl MmuMemoryCache {
         to_result(ret)
     }
 
-    /// Pops an object for KVM, or returns `None` if the calling task did not
-    /// top the cache up or it is empty. Never sleeps.
-    pub(crate) fn alloc_held(&self, _cb: &VcpuCallback) -> Option<KvmPage> {
-        // SAFETY: If this task is the holder, it holds `lock`.
-        if !self.held_by_current() || unsafe { self.nobjs() } == 0 {
+    /// Pops an object for KVM, or returns `None` if the vCPU's callbacks did
+    /// not top the cache up or it is empty. Never sleeps.
+    pub(crate) fn alloc_held(&self, cb: &VcpuCallback<'_>) -> Option<KvmPage> {
+        // SAFETY: If the owner's callbacks hold the cache, `lock` is held.
+        if !self.held_by(cb) || unsafe { self.nobjs() } == 0 {
             self.stats.misses.add(1, Relaxed);
             return None;
         }
         // SAFETY: `cache` is valid and non-empty, and guarded by `lock`,
-        // which this task holds.
+        // which the owner's callbacks hold.
         let obj = unsafe { bindings::kvm_mmu_memory_cache_alloc(self.cache.get()) };
         // INVARIANT: one object left the cache, under `lock`.
         if !cfg!(kmc_mutant = "uncounted_alloc") {
@@ -286,36 +321,23 @@ impl MmuMemoryCache {
         NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
     }
 
-    /// Ends what [`Self::topup_and_hold`] started in the calling task; a no-op
-    /// if no task holds the cache.
-    pub(crate) fn release(&self, _cb: &VcpuCallback) {
-        if cfg!(kmc_mutant = "no_release") {
+    /// Ends what [`Self::topup_and_hold`] started; a no-op if the cache is
+    /// not held.
+    pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
+        if cfg!(kmc_mutant = "no_release") || !self.held_by(cb) {
             return;
         }
-        let holder = self.holder.load(Relaxed);
-        // Most releases are of a cache nobody holds (the shadowed-info cache
-        // under TDP): no need to look up the current task for those.
-        if holder.is_null() {
-            return;
-        }
-        if holder == Task::current_raw() {
-            // INVARIANT: the holder is cleared before this task drops `lock`.
-            self.holder.store(core::ptr::null_mut(), Relaxed);
-            // SAFETY: This task is the holder, so it holds `lock`.
-            unsafe { self.unlock() };
-        } else {
-            // Another task's hold: a caller that lost track of its own.
-            kernel::warn_on!(true);
-        }
+        // SAFETY: `cb` is the owner's callback (`held_by()`).
+        // INVARIANT: `held` is cleared before `lock` is dropped.
+        unsafe { self.set_held(false) };
+        // SAFETY: The owner's callbacks held `lock`, taken by `lock()`; KVM
+        // releases in the task that topped up, within the same ioctl.
+        unsafe { self.unlock() };
     }
 
     /// The exact number of cached objects, read under the cache's lock. May
     /// sleep until the holder's fault is over.
     pub(crate) fn nr_free(&self) -> i32 {
-        if self.held_by_current() {
-            // SAFETY: This task is the holder, so it holds `lock`.
-            return unsafe { self.nobjs() };
-        }
         self.lock();
         // SAFETY: `lock` is held, taken just above.
         let nobjs = unsafe { self.nobjs() };
@@ -333,10 +355,11 @@ impl MmuMemoryCache {
         unsafe { Atomic::from_ptr(&raw mut (*cache).nobjs) }.load(Relaxed)
     }
 
-    /// Whether a task holds the cache (between a topup and its release): a
-    /// racy read, for debugfs.
-    pub(crate) fn is_held(&self) -> bool {
-        !self.holder.load(Relaxed).is_null()
+    /// Whether anyone has the cache locked (its vCPU, between a topup and
+    /// its release, or a reader): a racy read, for debugfs.
+    pub(crate) fn is_locked(&self) -> bool {
+        // SAFETY: By the type invariants, `lock` is an initialised mutex.
+        unsafe { kernel::bindings::mutex_is_locked(self.lock.get()) }
     }
 
     /// The most objects the cache holds.
@@ -348,10 +371,12 @@ impl MmuMemoryCache {
 #[pinned_drop]
 impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Dropping, the cache is no longer shared: no callback runs.
+        let held = unsafe { *self.held.get() };
         // A holder that never released is a bug in the caller's teardown
         // order; only the locking task may unlock the mutex: leak the pages
         // (and leave their count in the counter) rather than unlock it here.
-        if kernel::warn_on!(!self.holder.load(Relaxed).is_null()) {
+        if kernel::warn_on!(held) {
             pr_err!("cache dropped while held by a task: pages leaked\n");
             return;
         }

@@ -14,6 +14,7 @@ use crate::{
     mmu_memory_cache::VcpuCallback, //
 };
 use core::{
+    cell::UnsafeCell,
     ptr::NonNull, //
 };
 use kernel::{
@@ -24,7 +25,6 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{
-            Acquire,
             Atomic,
             Full,
             Release, //
@@ -241,7 +241,7 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// no page reference on).
     fn topup(
         &self,
-        cb: &VcpuCallback,
+        cb: &VcpuCallback<'_>,
         vcpu: &Self::Vcpu,
         ty: CacheType,
         nid: Node,
@@ -250,9 +250,9 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
     /// root load `topup()` prepared for. On `None` KVM allocates the object
     /// itself, without sleeping, and WARNs once.
-    fn alloc(&self, cb: &VcpuCallback, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
+    fn alloc(&self, cb: &VcpuCallback<'_>, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
     /// The fault or root load that `topup()` prepared for is over.
-    fn release(&self, cb: &VcpuCallback, vcpu: &Self::Vcpu);
+    fn release(&self, cb: &VcpuCallback<'_>, vcpu: &Self::Vcpu);
     /// Eager split: a page table for a huge page on `nid`, allocated with
     /// `gfp` (which says whether it may sleep), or `None`, and KVM
     /// allocates it itself.
@@ -274,15 +274,31 @@ pub(crate) trait Provider: Send + Sync + 'static {
 
 /// The provider KVM calls back; set while a [`Registration`] exists.
 ///
+/// A plain pointer, so that KVM's callbacks read it with a plain load (an
+/// atomic would be a call to a C helper on every fault).
+///
 /// # Invariants
 ///
-/// Points to the provider of the live [`Registration`] whenever KVM may call
-/// the ops table: KVM calls it only for VMs bound while registered, and
-/// each bound VM holds a reference on this module, so the registration
-/// (dropped at module exit) outlives them.
-struct ActiveProvider(Atomic<*mut c_void>);
+/// `provider` is only written by the [`Registration`] that set `claimed`:
+/// before it registers with KVM, and after it unregisters, so never while
+/// KVM may call the ops table (KVM's registration lock orders the write
+/// before every call). Whenever KVM may call the table, it points to the
+/// provider of the live registration: KVM calls it only for VMs bound while
+/// registered, and each bound VM holds a reference on this module, so the
+/// registration (dropped at module exit) outlives them.
+struct ActiveProvider {
+    claimed: Atomic<bool>,
+    provider: UnsafeCell<*const c_void>,
+}
 
-static ACTIVE: ActiveProvider = ActiveProvider(Atomic::new(core::ptr::null_mut()));
+// SAFETY: `provider` is written by one registration, only while KVM, the
+// only reader, cannot read it (type invariants).
+unsafe impl Sync for ActiveProvider {}
+
+static ACTIVE: ActiveProvider = ActiveProvider {
+    claimed: Atomic::new(false),
+    provider: UnsafeCell::new(core::ptr::null()),
+};
 
 /// The registration of `P` with KVM; unregisters on drop.
 ///
@@ -332,15 +348,20 @@ impl<P: Provider> Registration<P> {
                 // for a table KVM does not know.
                 _: {
                     ACTIVE
-                        .0
-                        .cmpxchg(core::ptr::null_mut(), active.cast_mut().cast(), Full)
+                        .claimed
+                        .cmpxchg(false, true, Full)
                         .map_err(|_| EBUSY)?;
+                    // SAFETY: This registration claimed `ACTIVE`, and KVM
+                    // cannot call the table before it is registered below.
+                    unsafe { *ACTIVE.provider.get() = active.cast() };
                     // SAFETY: `table` is a fully initialised ops table, which
                     // stays where it is until `drop()` unregisters it or
                     // leaks it.
                     let ret = unsafe { bindings::kvm_mmu_cache_provider_register(table) };
                     if let Err(e) = to_result(ret) {
-                        ACTIVE.0.store(core::ptr::null_mut(), Release);
+                        // SAFETY: Not registered: KVM cannot call the table.
+                        unsafe { *ACTIVE.provider.get() = core::ptr::null() };
+                        ACTIVE.claimed.store(false, Release);
                         return Err(e);
                     }
                     // INVARIANT: registered, and `ACTIVE` points to the provider.
@@ -364,7 +385,9 @@ impl<P: Provider> Registration<P> {
     /// Called by KVM through the ops table, which it uses only while the
     /// registration is alive (see [`ActiveProvider`]).
     unsafe fn active() -> &'static P {
-        let p = ACTIVE.0.load(Acquire);
+        // SAFETY: KVM calls the table only while `provider` is not written
+        // (`ActiveProvider` invariants).
+        let p = unsafe { *ACTIVE.provider.get() };
         // SAFETY: By the `ActiveProvider` invariants and the caller's
         // contract, `p` points to the live provider `P` of the registration.
         unsafe { &*p.cast::<P>() }
@@ -387,6 +410,12 @@ impl<P: Provider> Registration<P> {
         // SAFETY: By the caller's contract `data` came from `into_foreign()`
         // and has not been reclaimed.
         unsafe { <Arc<P::Vcpu> as ForeignOwnable>::borrow(data.cast()) }
+    }
+
+    /// The identity of the vCPU whose data `vcpu` borrows: the address of
+    /// its data, as the provider saw it when it made the vCPU's caches.
+    fn vcpu_id(vcpu: &P::Vcpu) -> *const c_void {
+        core::ptr::from_ref(vcpu).cast()
     }
 
     const OPS: bindings::kvm_mmu_cache_provider = bindings::kvm_mmu_cache_provider {
@@ -503,8 +532,9 @@ impl<P: Provider> Registration<P> {
         };
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new() };
+        // SAFETY: A callback for this vCPU, in task context, one at a time
+        // per vCPU (under its mutex); `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
         // SAFETY: Called by KVM through the registered ops table.
         let provider = unsafe { Self::active() };
         Self::errno(provider.topup(&cb, &vcpu, ty, node_from_raw(nid), min))
@@ -524,8 +554,9 @@ impl<P: Provider> Registration<P> {
         };
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new() };
+        // SAFETY: A callback for this vCPU, in task context, one at a time
+        // per vCPU (under its mutex); `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
         // SAFETY: Called by KVM through the registered ops table.
         Self::page_ptr(unsafe { Self::active() }.alloc(&cb, &vcpu, ty))
     }
@@ -537,8 +568,9 @@ impl<P: Provider> Registration<P> {
     unsafe extern "C" fn release_c(vcpu: *mut c_void) {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A vCPU callback, in task context; `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new() };
+        // SAFETY: A callback for this vCPU, in task context, one at a time
+        // per vCPU (under its mutex); `cb` dies with the call.
+        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
         // SAFETY: Called by KVM through the registered ops table.
         unsafe { Self::active() }.release(&cb, &vcpu);
     }
@@ -612,6 +644,8 @@ impl<P: Provider> PinnedDrop for Registration<P> {
         // exiting: no VM is bound (each holds a reference on the module) and
         // none can bind any more.
         unsafe { bindings::kvm_mmu_cache_provider_unregister(ops.get()) };
-        ACTIVE.0.store(core::ptr::null_mut(), Release);
+        // SAFETY: Unregistered: KVM no longer calls the table.
+        unsafe { *ACTIVE.provider.get() = core::ptr::null() };
+        ACTIVE.claimed.store(false, Release);
     }
 }

@@ -230,16 +230,20 @@ impl MmuMemoryCache {
     }
 
     /// Whether the owner's callbacks hold the cache.
-    fn is_held_by(&self, _cb: &VcpuCallback<'_>) -> bool {
-        // SAFETY: The caller checked that `cb` is a callback of the owner,
-        // the only code that accesses `held`, one callback at a time.
+    ///
+    /// # Safety
+    ///
+    /// The caller runs in a callback of the owner (`is_owner()`): the only
+    /// code that accesses `held`, one callback at a time.
+    unsafe fn is_held(&self) -> bool {
+        // SAFETY: By the caller's contract no other access to `held` runs.
         unsafe { *self.held.get() }
     }
 
     /// # Safety
     ///
-    /// As for [`Self::is_held_by`]; `held` only changes as the type
-    /// invariants say.
+    /// As for [`Self::is_held`]; `held` only changes as the type invariants
+    /// say.
     unsafe fn set_held(&self, held: bool) {
         // SAFETY: By the caller's contract no other access to `held` runs.
         unsafe { *self.held.get() = held };
@@ -248,7 +252,8 @@ impl MmuMemoryCache {
     /// Whether the owner's callback `cb` holds the cache: `false` for a
     /// callback of another vCPU.
     pub(crate) fn held_by(&self, cb: &VcpuCallback<'_>) -> bool {
-        self.is_owner(cb) && self.is_held_by(cb)
+        // SAFETY: `cb` is a callback of the owner, checked first.
+        self.is_owner(cb) && unsafe { self.is_held() }
     }
 
     /// Makes at least `min` objects available and keeps the cache locked for
@@ -260,7 +265,8 @@ impl MmuMemoryCache {
         if min > self.capacity || !self.is_owner(cb) {
             return Err(EINVAL);
         }
-        if !self.is_held_by(cb) {
+        // SAFETY: `cb` is a callback of the owner (checked above).
+        if !unsafe { self.is_held() } {
             self.lock();
             // SAFETY: `cb` is the owner's callback (checked above).
             // INVARIANT: the owner's callbacks now hold `lock` across calls.

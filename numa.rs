@@ -79,7 +79,9 @@ impl NodeCaches {
         let cache = slot.as_ref().ok_or(EAGAIN)?;
         // A fault tops up one node: its pfn's. Should KVM ever top up twice,
         // the last node wins.
-        self.release(cb);
+        if !cache.held_by(cb) {
+            self.release(cb);
+        }
         cache.topup_and_hold(cb, min)
     }
 
@@ -91,7 +93,7 @@ impl NodeCaches {
 
     /// Ends the holds of [`Self::topup`]: of every node's cache, not only
     /// the last one topped up, so that none stays held whatever the order
-    /// of the calls (a cache only releases its own holder's hold).
+    /// of the calls (a cache releases only for its owner's callbacks).
     pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
         for cache in self.created() {
             cache.release(cb);

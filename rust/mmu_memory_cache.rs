@@ -58,15 +58,16 @@ pub(crate) struct VcpuCallback<'a> {
     _callback: PhantomData<&'a ()>,
 }
 
-impl VcpuCallback<'_> {
+impl<'a> VcpuCallback<'a> {
     /// # Safety
     ///
     /// The caller is one of KVM's vCPU callbacks for the vCPU whose data is
-    /// at `vcpu`, which KVM calls in task context, one at a time per vCPU;
-    /// the value does not outlive the callback.
-    pub(crate) unsafe fn new(vcpu: *const c_void) -> Self {
+    /// `vcpu`, which KVM calls in task context, one at a time per vCPU;
+    /// the value does not outlive the callback (nor, by its lifetime, the
+    /// borrow of `vcpu`).
+    pub(crate) unsafe fn new<T>(vcpu: &'a T) -> Self {
         Self {
-            vcpu,
+            vcpu: core::ptr::from_ref(vcpu).cast(),
             _callback: PhantomData,
         }
     }
@@ -110,7 +111,7 @@ impl CacheStats {
 ///   held, so `counter` carries exactly this cache's `nobjs`.
 /// - `held` is only accessed by KVM's callbacks for the vCPU `owner` (a
 ///   [`VcpuCallback`] naming it), which run one at a time, or through
-///   `&mut self`. It is true exactly while those callbacks hold `lock`
+///   the `Pin<&mut Self>` of `drop()`. It is true exactly while those callbacks hold `lock`
 ///   across calls, from [`MmuMemoryCache::topup_and_hold`] to
 ///   [`MmuMemoryCache::release`]: set after `lock()`, cleared before
 ///   `unlock()`.
@@ -242,8 +243,9 @@ impl MmuMemoryCache {
 
     /// # Safety
     ///
-    /// As for [`Self::is_held`]; `held` only changes as the type invariants
-    /// say.
+    /// The caller runs in a callback of the owner, the only code that
+    /// accesses `held`, one callback at a time; `held` only changes as the
+    /// type invariants say.
     unsafe fn set_held(&self, held: bool) {
         // SAFETY: By the caller's contract no other access to `held` runs.
         unsafe { *self.held.get() = held };
@@ -383,7 +385,7 @@ impl PinnedDrop for MmuMemoryCache {
         // order; only the locking task may unlock the mutex: leak the pages
         // (and leave their count in the counter) rather than unlock it here.
         if kernel::warn_on!(held) {
-            pr_err!("cache dropped while held by a task: pages leaked\n");
+            pr_err!("cache dropped while held by its vCPU: pages leaked\n");
             return;
         }
         self.lock();

@@ -216,9 +216,10 @@ pub(crate) type EnableCap = bindings::kvm_enable_cap;
 /// KVM calls the vCPU methods from the vCPU's own task, one vCPU ioctl at a
 /// time (under `vcpu->mutex`): each fault or root load that calls `topup()`
 /// calls `release()` once it is over, whether `topup()` succeeded or not,
-/// and `alloc()` only in between. Soundness does not rest on that pairing
-/// (a cache knows the task holding it); liveness does: a topup never
-/// released keeps other tasks from its cache.
+/// and `alloc()` only in between. Soundness rests on those callbacks of one
+/// vCPU never running at the same time (`vcpu->mutex`), which is what lets
+/// a cache record its hold in plain memory; liveness rests on the pairing:
+/// a topup never released keeps other tasks from its cache.
 #[vtable]
 pub(crate) trait Provider: Send + Sync + 'static {
     /// Per-VM data.
@@ -412,12 +413,6 @@ impl<P: Provider> Registration<P> {
         unsafe { <Arc<P::Vcpu> as ForeignOwnable>::borrow(data.cast()) }
     }
 
-    /// The identity of the vCPU whose data `vcpu` borrows: the address of
-    /// its data, as the provider saw it when it made the vCPU's caches.
-    fn vcpu_id(vcpu: &P::Vcpu) -> *const c_void {
-        core::ptr::from_ref(vcpu).cast()
-    }
-
     const OPS: bindings::kvm_mmu_cache_provider = bindings::kvm_mmu_cache_provider {
         owner: core::ptr::null_mut(),
         vm_init: Some(Self::vm_init_c),
@@ -533,8 +528,10 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
         // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
+        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
+        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
+        // address the vCPU's caches record as their owner.
+        let cb = unsafe { VcpuCallback::new(&*vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         let provider = unsafe { Self::active() };
         Self::errno(provider.topup(&cb, &vcpu, ty, node_from_raw(nid), min))
@@ -555,8 +552,10 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
         // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
+        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
+        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
+        // address the vCPU's caches record as their owner.
+        let cb = unsafe { VcpuCallback::new(&*vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         Self::page_ptr(unsafe { Self::active() }.alloc(&cb, &vcpu, ty))
     }
@@ -569,8 +568,10 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
         let vcpu = unsafe { Self::vcpu(vcpu) };
         // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call.
-        let cb = unsafe { VcpuCallback::new(Self::vcpu_id(&vcpu)) };
+        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
+        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
+        // address the vCPU's caches record as their owner.
+        let cb = unsafe { VcpuCallback::new(&*vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         unsafe { Self::active() }.release(&cb, &vcpu);
     }

@@ -110,9 +110,9 @@ impl CacheStats {
 /// - Every change of `cache.nobjs` is added to `counter` while `lock` is
 ///   held, so `counter` carries exactly this cache's `nobjs`.
 /// - `held` is only accessed by KVM's callbacks for the vCPU `owner` (a
-///   [`VcpuCallback`] naming it), which run one at a time, or through
-///   the `Pin<&mut Self>` of `drop()`. It is true exactly while those callbacks hold `lock`
-///   across calls, from [`MmuMemoryCache::topup_and_hold`] to
+///   [`VcpuCallback`] naming it), which run one at a time, or through the
+///   `Pin<&mut Self>` of `drop()`. It is true exactly while those callbacks
+///   hold `lock` across calls, from [`MmuMemoryCache::topup_and_hold`] to
 ///   [`MmuMemoryCache::release`]: set after `lock()`, cleared before
 ///   `unlock()`.
 #[pin_data(PinnedDrop)]

@@ -71,6 +71,7 @@ use provider::{
     Kvm,
     KvmPage,
     Node,
+    NumaNodeId,
     Provider,
     Registration,
     Vcpu, //
@@ -221,6 +222,30 @@ impl VcpuState {
         }
     }
 
+    /// Tops up the page-table cache of `node` in `nodes`, creating it
+    /// first if need be.
+    #[inline(never)]
+    fn topup_node(
+        &self,
+        cb: &VcpuCallback<'_>,
+        nodes: &NodeCaches,
+        node: NumaNodeId,
+        min: i32,
+    ) -> Result {
+        nodes.topup(cb, node, min, || {
+            KBox::pin_init(
+                self.vm.shared.new_cache(
+                    cb.vcpu(),
+                    Some(self.vm.pte_init),
+                    Some(node),
+                    c"kvm_mmu_cache:node_page_table",
+                    static_lock_class!(),
+                )?,
+                GFP_KERNEL,
+            )
+        })
+    }
+
     /// Calls `f` on every cache of the vCPU, with its node if it is a
     /// node's.
     fn for_each_cache(&self, mut f: impl FnMut(Option<usize>, &MmuMemoryCache)) {
@@ -353,6 +378,9 @@ impl Provider for CacheProvider {
         vcpus.retain(|e| !Arc::ptr_eq(&e.vcpu, &vcpu));
     }
 
+    // The three fault-path methods are inlined into the callbacks KVM calls
+    // (`rust/provider.rs`); the NUMA-aware paths stay out of line.
+    #[inline]
     fn topup(
         &self,
         cb: &VcpuCallback<'_>,
@@ -362,22 +390,14 @@ impl Provider for CacheProvider {
         min: i32,
     ) -> Result {
         match (ty, &vcpu.nodes, nid) {
-            (CacheType::PageTable, Some(nodes), Some(node)) => nodes.topup(cb, node, min, || {
-                KBox::pin_init(
-                    vcpu.vm.shared.new_cache(
-                        cb.vcpu(),
-                        Some(vcpu.vm.pte_init),
-                        Some(node),
-                        c"kvm_mmu_cache:node_page_table",
-                        static_lock_class!(),
-                    )?,
-                    GFP_KERNEL,
-                )
-            }),
+            (CacheType::PageTable, Some(nodes), Some(node)) => {
+                vcpu.topup_node(cb, nodes, node, min)
+            }
             _ => vcpu.cache(ty).topup_and_hold(cb, min),
         }
     }
 
+    #[inline]
     fn alloc(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
         let node_page = match (ty, &vcpu.nodes) {
             (CacheType::PageTable, Some(nodes)) => nodes.alloc(cb),
@@ -392,6 +412,7 @@ impl Provider for CacheProvider {
         })
     }
 
+    #[inline]
     fn release(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState) {
         for ty in CacheType::ALL {
             vcpu.cache(ty).release(cb);

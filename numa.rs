@@ -93,7 +93,9 @@ impl NodeCaches {
 
     /// Ends the holds of [`Self::topup`]: of every node's cache, not only
     /// the last one topped up, so that none stays held whatever the order
-    /// of the calls (a cache releases only for its owner's callbacks).
+    /// of the calls (a cache releases only for its owner's callbacks). Out
+    /// of line: the release of a VM without the capability stays small.
+    #[inline(never)]
     pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
         for cache in self.created() {
             cache.release(cb);

@@ -226,6 +226,7 @@ impl MmuMemoryCache {
 
     /// Whether `cb` is a callback of the vCPU that owns the cache; a
     /// callback of another one gets a WARN.
+    #[inline]
     fn is_owner(&self, cb: &VcpuCallback<'_>) -> bool {
         !kernel::warn_on!(cb.vcpu() != self.owner)
     }
@@ -253,6 +254,7 @@ impl MmuMemoryCache {
 
     /// Whether the owner's callback `cb` holds the cache: `false` for a
     /// callback of another vCPU.
+    #[inline]
     pub(crate) fn held_by(&self, cb: &VcpuCallback<'_>) -> bool {
         // SAFETY: `cb` is a callback of the owner, checked first.
         self.is_owner(cb) && unsafe { self.is_held() }
@@ -263,6 +265,10 @@ impl MmuMemoryCache {
     /// empty it between the topup and the allocations that follow. May
     /// sleep: waits for whoever else has the cache locked. On any error but
     /// `EINVAL` the cache is held all the same: call `release()` regardless.
+    ///
+    /// Inlined into KVM's callback: most faults find the cache full (a 4 KiB
+    /// fault takes a table once per 2 MiB), and then this is all they run.
+    #[inline]
     pub(crate) fn topup_and_hold(&self, cb: &VcpuCallback<'_>, min: i32) -> Result {
         if min > self.capacity || !self.is_owner(cb) {
             return Err(EINVAL);
@@ -277,19 +283,37 @@ impl MmuMemoryCache {
         // SAFETY: `lock` is held: taken just above, or by an earlier
         // callback of the owner that has not released it.
         let before = unsafe { self.nobjs() };
-        // Refill whenever the cache is below capacity, not only below `min`:
-        // a quiet cache then holds exactly `capacity` pages, which is what
-        // the counts in debugfs can be checked against.
-        let fill = if cfg!(kmc_mutant = "short_topup") {
+        if before >= self.fill_level() {
+            return Ok(());
+        }
+        // SAFETY: The owner's callbacks hold `lock` (above).
+        unsafe { self.fill_held(before, min) }
+    }
+
+    /// The number of objects a topup fills the cache to.
+    ///
+    /// Whenever the cache is below capacity, not only below `min`: a quiet
+    /// cache then holds exactly `capacity` pages, which is what the counts
+    /// in debugfs can be checked against.
+    #[inline]
+    fn fill_level(&self) -> i32 {
+        if cfg!(kmc_mutant = "short_topup") {
             self.capacity - 1
         } else {
             self.capacity
-        };
-        // Most faults find the cache full (a 4 KiB fault takes a table once
-        // per 2 MiB): then there is nothing to fill and nothing to count.
-        if before >= fill {
-            return Ok(());
         }
+    }
+
+    /// Fills the cache, which holds `before` objects, to its fill level;
+    /// only an error if fewer than `min` are then available. Kept out of
+    /// line, so that the inlined check of a full cache stays small.
+    ///
+    /// # Safety
+    ///
+    /// The owner's callbacks hold `lock`.
+    #[inline(never)]
+    unsafe fn fill_held(&self, before: i32, min: i32) -> Result {
+        let fill = self.fill_level();
         // SAFETY: `cache` is a valid page cache, guarded by `lock`, which
         // the owner's callbacks hold; capacity never changes for a cache.
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
@@ -300,7 +324,6 @@ impl MmuMemoryCache {
         if nobjs > before {
             self.stats.topups.add(1, Relaxed);
         }
-        // Failing to reach capacity is only an error if `min` is not met.
         if nobjs >= min {
             return Ok(());
         }
@@ -330,7 +353,8 @@ impl MmuMemoryCache {
     }
 
     /// Ends what [`Self::topup_and_hold`] started; a no-op if the cache is
-    /// not held.
+    /// not held. Inlined into KVM's callback, as the topup's check.
+    #[inline]
     pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
         if cfg!(kmc_mutant = "no_release") || !self.held_by(cb) {
             return;

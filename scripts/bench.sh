@@ -3,7 +3,7 @@
 #
 # Boot the QEMU test bench once and collect what the guest reports.
 #
-#   bench.sh [--flavor release|debug|noseam] [--mode MODE[,MODE...]]
+#   bench.sh [--flavor release|debug|noseam|bench|bench-noseam] [--mode MODE[,MODE...]]
 #            [--run suite|demo|bench|mutants] [--nodes 2|4] [--filter REGEX]
 #            [--out DIR] [--timeout SECONDS] [--mutants "NAME..."] [--icount]
 #
@@ -101,7 +101,9 @@ build_initramfs() {	# ko selftest-dir binaries...
 	cp "$KMC_ROOT"/selftests/bench/*.sh "$KMC_ROOT/selftests/tests.list" "$root/kmc/"
 	cp "$KMC_ROOT"/selftests/tests/*.sh "$root/kmc/tests/"
 	cp "$kdir/virt/lib/irqbypass.ko" "$kdir/arch/x86/kvm/kvm.ko" \
-		"$kdir/arch/x86/kvm/kvm-amd.ko" $ko "$root/kmc/modules/"
+		"$kdir/arch/x86/kvm/kvm-amd.ko" "$root/kmc/modules/"
+	# Under the name the guest loads it by, whatever KMC_KO called it.
+	[ -z "$ko" ] || cp "$ko" "$root/kmc/modules/kvm_mmu_cache.ko"
 	if [ -n "$mutants" ]; then
 		mkdir -p "$root/kmc/modules/mutants"
 		for m in $mutants; do
@@ -320,7 +322,7 @@ collect() {
 }
 
 mkdir -p "$out"
-if [ "$flavor" = noseam ]; then
+if [[ $flavor == *noseam ]]; then
 	# Without the seam there is nothing for the module to bind to.
 	ko=
 elif [ -n "${KMC_KO:-}" ]; then

@@ -4,12 +4,13 @@
 # make bench: the fault path's cost, as figures (nothing here passes or
 # fails on a timing).
 #
-# 1. kvm_mmu_cache against KVM's built-in caches, on the release bench
-#    kernel, in one boot: per MMU mode, test and vCPU count, ROUNDS rounds
+# 1. kvm_mmu_cache against KVM's built-in caches, on the bench kernel (the
+#    release kernel with jump labels; under wall clock the release kernel
+#    itself), in one boot: per MMU mode, test and vCPU count, ROUNDS rounds
 #    of the three variants interleaved (selftests/bench/bench.sh).
-# 2. The seam's own cost without a module: the release kernel against the
-#    same configuration built without patches/ (build-kernel.sh noseam),
-#    KVM's built-in caches in both, in alternating boots.
+# 2. The seam's own cost without a module: that kernel against the same
+#    configuration built without patches/ (build-kernel.sh bench-noseam,
+#    or noseam), KVM's built-in caches in both, in alternating boots.
 #
 # By default under QEMU's instruction counter (-icount shift=0,sleep=off,
 # one CPU, no NUMA): guest time is a count of guest instructions, which
@@ -32,9 +33,12 @@ vcpus=${KMC_VCPUS:-1 2}
 rounds=${KMC_ROUNDS:-5}
 seam_boots=${KMC_SEAM_BOOTS:-3}
 out=$KMC_ROOT/out/bench
+# Under icount (one vCPU thread) the kernels have jump labels, as
+# distributions' do (config/bench.config); under multi-threaded TCG they
+# cannot (see there), and the release kernel is used.
 case $clock in
-icount) clockopt=--icount ;;
-wall) clockopt= ;;
+icount) clockopt=--icount kernel=bench noseam=bench-noseam ;;
+wall) clockopt= kernel=release noseam=noseam ;;
 *) die "KMC_BENCH_CLOCK must be icount or wall" ;;
 esac
 
@@ -55,20 +59,20 @@ bench_boot() {	# flavor name variants rounds
 	grep -E '^FAIL' "$dir.log" >&2 || true
 }
 
-log "part 1: module vs built-in, release kernel, $clock"
-bench_boot release module "builtin,module,module40${KMC_ALT_KO:+,alt}" "$rounds"
+log "part 1: module vs built-in, $kernel kernel, $clock"
+bench_boot "$kernel" module "builtin,module,module40${KMC_ALT_KO:+,alt}" "$rounds"
 if [ "$seam_boots" -gt 0 ]; then
 	log "part 2: seam without module vs kernel without the seam, $seam_boots boots each"
-	"$KMC_ROOT/scripts/build-kernel.sh" noseam >/dev/null
+	"$KMC_ROOT/scripts/build-kernel.sh" "$noseam" >/dev/null
 	for i in $(seq 1 "$seam_boots"); do
-		bench_boot noseam noseam$i builtin 2
-		bench_boot release seam$i builtin 2
+		bench_boot "$noseam" noseam$i builtin 2
+		bench_boot "$kernel" seam$i builtin 2
 	done
 fi
 
-python3 - "$out" "$clock" "$rounds" <<'PY' | tee "$out/summary.txt"
+python3 - "$out" "$clock" "$rounds" "$kernel" <<'PY' | tee "$out/summary.txt"
 import glob, os, re, statistics, sys
-out, clock, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
+out, clock, rounds, kernel = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 LINE = re.compile(r"@@@ BENCH mode=(\S+) test=(\S+) v=(\d+) variant=(\S+) round=(\d+) secs=(\S+)")
 
 def read(path):
@@ -98,7 +102,7 @@ def fmt(secs):
 failed = []
 runs, wrong = read(os.path.join(out, "module", "results.txt"))
 failed += wrong
-print(f"kvm_mmu_cache fault-path benchmark ({clock}): release bench kernel, nested KVM under TCG")
+print(f"kvm_mmu_cache fault-path benchmark ({clock}): {kernel} kernel, nested KVM under TCG")
 print(f"{rounds} interleaved rounds per row after a warm-up run; THP off; 32 MiB per vCPU")
 print(f"figures: median {unit}; ratio: median of per-round ratios to built-in, [min..max]")
 print("fault_bench: only the faulting KVM_RUN; demand_paging: demand_paging_test total guest")
@@ -145,7 +149,7 @@ if seam:
                     if "builtin" in vs:
                         base.setdefault(key, {}).setdefault((boot, rnd), {})[kind] = vs["builtin"]
     print()
-    print("the seam without a module: release kernel / the same config without patches/,")
+    print(f"the seam without a module: {kernel} kernel / the same config without patches/,")
     print("KVM's built-in caches in both; alternating boots, ratio per (boot pair, round)")
     print(f"{'mode':<7}{'test':<19}{'vCPUs':>5} {'no seam':>9} {'seam':>9} {'ratio':>6} {'[spread]':<13}")
     for (mode, test, v), pairs in sorted(base.items()):

@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the bench kernel: build-kernel.sh release|debug|noseam
+# Build the bench kernel: build-kernel.sh release|debug|noseam|bench|bench-noseam
 #
 # noseam is the release kernel's configuration built without patches/: the
-# baseline for the seam's own cost (make bench).
+# baseline for the seam's own cost (make bench). bench is the release
+# kernel with jump labels (config/bench.config), for the instruction-count
+# benchmark only; bench-noseam is that without patches/.
 #
 # The pristine Linux source is unpacked once into a git repository; the seam
 # series in patches/ is applied with `git am` on a worktree of it. Each build
@@ -17,8 +19,9 @@ set -euo pipefail
 flavor=${1:-release}
 case $flavor in
 release | noseam) fragments="$KMC_ROOT/config/base.config $KMC_ROOT/config/release.config" ;;
+bench | bench-noseam) fragments="$KMC_ROOT/config/base.config $KMC_ROOT/config/release.config $KMC_ROOT/config/bench.config" ;;
 debug) fragments="$KMC_ROOT/config/base.config $KMC_ROOT/config/debug.config" ;;
-*) die "unknown flavor '$flavor' (release|debug|noseam)" ;;
+*) die "unknown flavor '$flavor' (release|debug|noseam|bench|bench-noseam)" ;;
 esac
 
 [ -f "$KMC_KSRC_TARBALL" ] || die "kernel source missing: run scripts/setup.sh"
@@ -26,7 +29,7 @@ esac
 RECIPE=1
 ksrc_version=$(cat "$KMC_TOOLS/linux-source/.version")
 patches=$(ls "$KMC_ROOT"/patches/*.patch 2>/dev/null || true)
-[ "$flavor" = noseam ] && patches=
+case $flavor in *noseam) patches= ;; esac
 
 src_key=$( { echo "$RECIPE $ksrc_version"; [ -z "$patches" ] || cat $patches; } |
 	sha256sum | cut -c1-16)

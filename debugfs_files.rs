@@ -48,7 +48,7 @@ fn show_cache(
         "{name}: free {} capacity {} held {} topups {} allocs {} misses {}",
         c.nr_free_racy(),
         c.capacity(),
-        u8::from(c.is_locked()),
+        u8::from(c.in_use()),
         c.stats.topups.load(Relaxed),
         c.stats.allocs.load(Relaxed),
         c.stats.misses.load(Relaxed),

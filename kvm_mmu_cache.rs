@@ -10,12 +10,13 @@
 //! visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
-//! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`, then a
-//! cache's mutex. Nothing takes a list and a cache lock together: the
-//! debugfs recount copies the lists first. A vCPU leaving `vcpus` folds its
-//! statistics into its VM's `retired` under `vcpus`, a VM leaving `vms` its own into
-//! `Shared::retired` under `vms`, so that [`Shared::totals`] is exact. The
-//! fault path takes only its vCPU's cache mutexes, then KVM's `mmu_lock`.
+//! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`. A
+//! cache's mutex is a leaf, never held with another of the module's locks:
+//! the debugfs recount copies the lists first. A vCPU leaving `vcpus` folds
+//! its statistics into its VM's `retired` under `vcpus`, a VM leaving `vms`
+//! its own into `Shared::retired` under `vms`, so that [`Shared::totals`] is
+//! exact. The fault path takes no lock of the module's but, briefly, a
+//! cache's mutex to wait for a task that is reading or emptying that cache.
 
 // Every `unsafe` block is in `rust/` (allowed per module below), behind a
 // safe API.
@@ -57,10 +58,7 @@ use kernel::{
         Mutex, //
     }, //
 };
-use mmu_memory_cache::{
-    MmuMemoryCache,
-    VcpuCallback, //
-};
+use mmu_memory_cache::MmuMemoryCache;
 use numa::NodeCaches;
 use percpu_counter::PercpuCounter;
 use provider::{
@@ -70,11 +68,15 @@ use provider::{
     Gfp,
     Kvm,
     KvmPage,
+    MaySleep,
+    NoSleep,
     Node,
     NumaNodeId,
     Provider,
     Registration,
-    Vcpu, //
+    Vcpu,
+    VcpuCallback,
+    VcpuId, //
 };
 
 module! {
@@ -227,7 +229,7 @@ impl VcpuState {
     #[inline(never)]
     fn topup_node(
         &self,
-        cb: &VcpuCallback<'_>,
+        cb: &VcpuCallback<MaySleep>,
         nodes: &NodeCaches,
         node: NumaNodeId,
         min: i32,
@@ -308,7 +310,7 @@ impl Provider for CacheProvider {
         vms.retain(|v| !Arc::ptr_eq(v, &vm));
     }
 
-    fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu) -> Result<Arc<VcpuState>> {
+    fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu, id: VcpuId) -> Result<Arc<VcpuState>> {
         let shared = &vm.shared;
         let nodes = if vm.numa_aware.load(Relaxed) {
             Some(NodeCaches::new()?)
@@ -318,13 +320,12 @@ impl Provider for CacheProvider {
         let mut vcpus = vm.vcpus.lock();
         let index = vm.next_vcpu_index.fetch_add(1, Relaxed);
         let vcpu = Arc::pin_init(
-            // `this`: the address of the vCPU's data, which names it in
-            // KVM's callbacks, and so owns its caches.
-            try_pin_init!(&this in VcpuState {
+            // The vCPU `id` owns its caches: only its callbacks use them.
+            try_pin_init!(VcpuState {
                 index,
                 vm: vm.clone(),
                 page_table <- shared.new_cache(
-                    this.as_ptr().cast_const().cast(),
+                    id,
                     Some(vm.pte_init),
                     None,
                     c"kvm_mmu_cache:page_table",
@@ -332,7 +333,7 @@ impl Provider for CacheProvider {
                 )?,
                 // KVM writes a shadowed-info array before reading it.
                 shadowed_info <- shared.new_cache(
-                    this.as_ptr().cast_const().cast(),
+                    id,
                     None,
                     None,
                     c"kvm_mmu_cache:shadowed_info",
@@ -383,7 +384,7 @@ impl Provider for CacheProvider {
     #[inline]
     fn topup(
         &self,
-        cb: &VcpuCallback<'_>,
+        cb: &VcpuCallback<MaySleep>,
         vcpu: &VcpuState,
         ty: CacheType,
         nid: Node,
@@ -398,7 +399,12 @@ impl Provider for CacheProvider {
     }
 
     #[inline]
-    fn alloc(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState, ty: CacheType) -> Option<KvmPage> {
+    fn alloc(
+        &self,
+        cb: &VcpuCallback<NoSleep>,
+        vcpu: &VcpuState,
+        ty: CacheType,
+    ) -> Option<KvmPage> {
         let node_page = match (ty, &vcpu.nodes) {
             (CacheType::PageTable, Some(nodes)) => nodes.alloc(cb),
             _ => None,
@@ -413,7 +419,7 @@ impl Provider for CacheProvider {
     }
 
     #[inline]
-    fn release(&self, cb: &VcpuCallback<'_>, vcpu: &VcpuState) {
+    fn release(&self, cb: &VcpuCallback<MaySleep>, vcpu: &VcpuState) {
         for ty in CacheType::ALL {
             vcpu.cache(ty).release(cb);
         }
@@ -445,13 +451,13 @@ impl Provider for CacheProvider {
 }
 
 impl Shared {
-    /// A cache of at most `capacity` pages for the vCPU whose data is at
-    /// `owner`, counted in `unused_pages`, each page holding `init` in every
+    /// A cache of at most `capacity` pages for the vCPU `owner`, counted in
+    /// `unused_pages`, each page holding `init` in every
     /// 64-bit word (`None`: anything), from `node` if given. Each kind of
     /// cache passes its own lock class.
     fn new_cache(
         &self,
-        owner: *const c_void,
+        owner: VcpuId,
         init: Option<u64>,
         node: Node,
         name: &'static CStr,
@@ -470,31 +476,23 @@ impl Shared {
 
     /// The unused cached pages, counted one cache at a time under each
     /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
+    /// A cache whose vCPU is in a fault (its count is changing) counts what
+    /// it last recorded.
     ///
-    /// A cache's lock is held across a whole fault (from the topup, once
-    /// the pfn is resolved, to the release) or root load, which may sleep:
-    /// the lists are copied and their locks dropped before any cache is
-    /// waited on, so that a recount never holds up VM or vCPU creation.
+    /// The lists are copied and their locks dropped before any cache is
+    /// locked, so that a recount never holds up VM or vCPU creation.
     fn recount(&self) -> Result<i64> {
+        let count = |cache: &MmuMemoryCache| {
+            i64::from(cache.nr_free_idle().unwrap_or_else(|| cache.nr_free_racy()))
+        };
         let mut total = 0i64;
-        if cfg!(kmc_mutant = "recount_locked") {
-            // The mutant waits on caches with the lists locked.
-            for vm in self.vms.lock().iter() {
-                for entry in vm.vcpus.lock().iter() {
-                    entry
-                        .vcpu
-                        .for_each_cache(|_, cache| total += i64::from(cache.nr_free()));
-                }
-            }
-            return Ok(total);
-        }
         // Each copy in a `let` of its own: a lock guard made in a `for`
         // loop's head would live until the end of the loop.
         let vms = snapshot(&self.vms.lock(), Arc::clone)?;
         for vm in vms {
             let vcpus = snapshot(&vm.vcpus.lock(), |e| e.vcpu.clone())?;
             for vcpu in vcpus {
-                vcpu.for_each_cache(|_, cache| total += i64::from(cache.nr_free()));
+                vcpu.for_each_cache(|_, cache| total += count(cache));
             }
         }
         Ok(total)

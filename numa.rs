@@ -16,14 +16,13 @@
 //! Lock order: a node's cache is a cache like the vCPU's others (see the
 //! crate root); the fault in progress holds at most one of them.
 
-use crate::mmu_memory_cache::{
-    MmuMemoryCache,
-    VcpuCallback, //
-};
+use crate::mmu_memory_cache::MmuMemoryCache;
 use crate::provider::{
     nr_node_ids,
     KvmPage,
-    NumaNodeId, //
+    MaySleep,
+    NumaNodeId,
+    VcpuCallback, //
 };
 use kernel::{
     prelude::*,
@@ -56,7 +55,7 @@ impl NodeCaches {
 
     /// The cache the fault in progress topped up, if any: a fault holds at
     /// most one node's cache.
-    fn held(&self, cb: &VcpuCallback<'_>) -> Option<&MmuMemoryCache> {
+    fn held<C>(&self, cb: &VcpuCallback<C>) -> Option<&MmuMemoryCache> {
         self.created().find(|cache| cache.held_by(cb))
     }
 
@@ -64,7 +63,7 @@ impl NodeCaches {
     /// be, and holds it for the fault until [`Self::release`]. May sleep.
     pub(crate) fn topup(
         &self,
-        cb: &VcpuCallback<'_>,
+        cb: &VcpuCallback<MaySleep>,
         node: NumaNodeId,
         min: i32,
         new_cache: impl FnOnce() -> Result<Pin<KBox<MmuMemoryCache>>>,
@@ -87,7 +86,7 @@ impl NodeCaches {
 
     /// A page from the node cache the fault in progress topped up, or
     /// `None` if it topped up none.
-    pub(crate) fn alloc(&self, cb: &VcpuCallback<'_>) -> Option<Option<KvmPage>> {
+    pub(crate) fn alloc<C>(&self, cb: &VcpuCallback<C>) -> Option<Option<KvmPage>> {
         self.held(cb).map(|cache| cache.alloc_held(cb))
     }
 
@@ -96,7 +95,7 @@ impl NodeCaches {
     /// of the calls (a cache releases only for its owner's callbacks). Out
     /// of line: the release of a VM without the capability stays small.
     #[inline(never)]
-    pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
+    pub(crate) fn release(&self, cb: &VcpuCallback<MaySleep>) {
         for cache in self.created() {
             cache.release(cb);
         }

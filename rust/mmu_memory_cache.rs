@@ -6,32 +6,35 @@
 //!
 //! Wraps a real `struct kvm_mmu_memory_cache`, filled and emptied with KVM's
 //! own helpers, so that every page the cache gains or loses is added to a
-//! shared [`PercpuCounter`] under the cache's own mutex: the sum of the
-//! counter over all caches is, exactly, the number of unused cached pages.
+//! shared [`PercpuCounter`]: the sum of the counter over all caches is,
+//! exactly, the number of unused cached pages.
 //!
-//! Lock order: a cache's mutex, then KVM's `mmu_lock`. The vCPU that tops a
-//! cache up holds the mutex from the topup to the end of the fault or root
-//! load, taking `mmu_lock` in between; anyone else (debugfs, a shrinker)
-//! only locks a cache while holding no KVM lock, and a shrinker only ever
-//! trylocks it. Each cache belongs to one vCPU, and only that vCPU's
-//! callbacks, proved by a [`VcpuCallback`] naming it, hold, allocate or
-//! release: KVM runs a vCPU's callbacks one at a time, so the record of the
-//! hold is plain memory and the fault path calls nothing but the mutex. A
-//! holder must release the cache before it returns to user space (KVM pairs
-//! every topup with a release in the same ioctl); one that did not would
-//! keep every other task from the cache.
+//! Each cache belongs to one vCPU. From a topup to its release (a fault or
+//! a root load) the cache is *in use*: the vCPU's callbacks, which KVM runs
+//! one at a time, have it to themselves without a lock, so that nothing can
+//! empty it between the topup and the allocations under `mmu_lock`, and a
+//! fault whose cache is full calls no lock at all. Anyone else (debugfs, the
+//! recount, a shrinker) takes the cache's mutex and touches the cache only
+//! if it is not in use; a vCPU starting a fault waits for such a task to be
+//! done, never the other way round.
+//!
+//! Lock order: a cache's mutex is a leaf. The vCPU takes it only to wait for
+//! another task (in `topup`, holding `vcpu->mutex` and KVM's SRCU read lock,
+//! no spinlock); other tasks take it holding none of the module's locks.
 
 use crate::{
     bindings,
     percpu_counter::PercpuCounter,
     provider::{
         KvmPage,
-        Node, //
+        MaySleep,
+        Node,
+        VcpuCallback,
+        VcpuId, //
     }, //
 };
 use core::{
     cell::UnsafeCell,
-    marker::PhantomData,
     ptr::NonNull, //
 };
 use kernel::{
@@ -39,44 +42,18 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{
+            Acquire,
             Atomic,
-            Relaxed, //
+            AtomicFlag,
+            Full,
+            Relaxed,
+            Release, //
         },
         Arc,
         LockClassKey, //
     },
     types::Opaque, //
 };
-
-/// Proof that the code holding it runs inside one of KVM's callbacks
-/// (`topup`, `alloc`, `release`) for the vCPU whose provider data is at
-/// `vcpu`: in task context, with the vCPU's mutex held, so that no other
-/// callback for that vCPU runs meanwhile. Only the C trampolines make one,
-/// for the length of a callback; it cannot be sent to another task or kept.
-pub(crate) struct VcpuCallback<'a> {
-    vcpu: *const c_void,
-    _callback: PhantomData<&'a ()>,
-}
-
-impl<'a> VcpuCallback<'a> {
-    /// # Safety
-    ///
-    /// The caller is one of KVM's vCPU callbacks for the vCPU whose data is
-    /// `vcpu`, which KVM calls in task context, one at a time per vCPU;
-    /// the value does not outlive the callback (nor, by its lifetime, the
-    /// borrow of `vcpu`).
-    pub(crate) unsafe fn new<T>(vcpu: &'a T) -> Self {
-        Self {
-            vcpu: core::ptr::from_ref(vcpu).cast(),
-            _callback: PhantomData,
-        }
-    }
-
-    /// The vCPU data the callback is for, as an identity.
-    pub(crate) fn vcpu(&self) -> *const c_void {
-        self.vcpu
-    }
-}
 
 /// Topup and allocation statistics of one cache.
 pub(crate) struct CacheStats {
@@ -98,23 +75,25 @@ impl CacheStats {
     }
 }
 
-/// A `struct kvm_mmu_memory_cache` of pages, guarded by its own mutex, whose
-/// object count is mirrored in a shared counter.
+/// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose object
+/// count is mirrored in a shared counter.
 ///
 /// # Invariants
 ///
-/// - `lock` is an initialised mutex; `cache` is only accessed with it held,
-///   but for the racy read of `nobjs` in [`MmuMemoryCache::nr_free_racy`].
-/// - `cache` is a page cache (`kmem_cache` is NULL) of at most `capacity`
-///   objects.
-/// - Every change of `cache.nobjs` is added to `counter` while `lock` is
-///   held, so `counter` carries exactly this cache's `nobjs`.
-/// - `held` is only accessed by KVM's callbacks for the vCPU `owner` (a
-///   [`VcpuCallback`] naming it), which run one at a time, or through the
-///   `Pin<&mut Self>` of `drop()`. It is true exactly while those callbacks
-///   hold `lock` across calls, from [`MmuMemoryCache::topup_and_hold`] to
-///   [`MmuMemoryCache::release`]: set after `lock()`, cleared before
-///   `unlock()`.
+/// - `lock` is an initialised mutex. `cache` is a page cache (`kmem_cache`
+///   is NULL) of at most `capacity` objects, accessed only:
+///   - by callbacks of the vCPU `owner` while `in_use` is set and was seen
+///     by every task that then held `lock` with `busy` set: they set
+///     `in_use` (a full barrier), then waited for `lock` if `busy` was set;
+///   - by a task holding `lock` that set `busy` (a full barrier) and then
+///     found `in_use` clear, until it clears `busy` (release) again;
+///   - through the `Pin<&mut Self>` of `drop()`.
+/// - Every change of `cache.nobjs` is added to `counter`, and stored in
+///   `free`, by whoever may access `cache` at the time.
+/// - `held` is only accessed by callbacks of the vCPU `owner`, which KVM
+///   runs one at a time, or by `drop()`; it is true exactly while `in_use`
+///   is set (set before it, cleared after it), from
+///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`].
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -122,9 +101,16 @@ pub(crate) struct MmuMemoryCache {
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
     counter: Arc<PercpuCounter>,
-    /// The vCPU data whose callbacks alone may hold the cache.
-    owner: *const c_void,
+    /// The vCPU whose callbacks alone may use the cache.
+    owner: VcpuId,
+    /// The owner's own record of `in_use`, read without a barrier.
     held: UnsafeCell<bool>,
+    /// The owner's callbacks have the cache, from a topup to its release.
+    in_use: AtomicFlag,
+    /// A task holding `lock` may be touching the cache.
+    busy: AtomicFlag,
+    /// `cache.nobjs`, for readers that may not touch `cache`.
+    free: Atomic<i32>,
     /// Statistics, for debugfs.
     pub(crate) stats: CacheStats,
 }
@@ -132,18 +118,46 @@ pub(crate) struct MmuMemoryCache {
 // SAFETY: The C cache's pages and object array may be freed by any task;
 // `owner` is an identity, compared and never dereferenced.
 unsafe impl Send for MmuMemoryCache {}
-// SAFETY: Shared access to the C cache goes through `lock` (type
-// invariants), but for a racy read of an `int`; `held` is only accessed by
-// one vCPU's callbacks, one at a time (type invariants); the rest is
-// atomics and a shared reference to a `Sync` counter.
+// SAFETY: Shared access to `cache` and `held` is ordered as the type
+// invariants say; the rest is atomics and a shared reference to a `Sync`
+// counter.
 unsafe impl Sync for MmuMemoryCache {}
+
+/// A task other than the owner's callbacks, holding the cache's mutex while
+/// the cache is not in use: it may touch the cache until dropped.
+///
+/// # Invariants
+///
+/// `cache.lock` is held by this task, `cache.busy` is set by it, and
+/// `cache.in_use` was found clear after setting `busy`.
+struct IdleGuard<'a> {
+    cache: &'a MmuMemoryCache,
+    _not_send: kernel::types::NotThreadSafe,
+}
+
+impl IdleGuard<'_> {
+    fn nobjs(&self) -> i32 {
+        // SAFETY: By the type invariants this task may touch `cache`.
+        unsafe { (*self.cache.cache.get()).nobjs }
+    }
+}
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        // Release: the owner's next topup, which reads `busy` with acquire,
+        // sees what this task did to the cache.
+        self.cache.busy.store(false, Release);
+        // SAFETY: By the type invariants this task holds `lock`.
+        unsafe { self.cache.unlock() };
+    }
+}
 
 impl MmuMemoryCache {
     /// Creates an empty cache of `capacity` pages, each holding `init` in
     /// every 64-bit word (zeroed if 0; `None`: left as allocated), on
-    /// `node` if given, for the vCPU whose provider data is at `owner`.
+    /// `node` if given, for the vCPU `owner`.
     pub(crate) fn new(
-        owner: *const c_void,
+        owner: VcpuId,
         init: Option<u64>,
         node: Node,
         capacity: i32,
@@ -171,7 +185,7 @@ impl MmuMemoryCache {
             ..Default::default()
         };
         // INVARIANT: a page cache that starts empty, counted as zero in
-        // `counter`; not held, with `lock` unlocked.
+        // `counter` and `free`; not in use, not held, nobody busy.
         Ok(try_pin_init!(Self {
             lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
                 // SAFETY: `slot` is valid for writes and pinned; `name` and
@@ -183,6 +197,9 @@ impl MmuMemoryCache {
             counter,
             owner,
             held: UnsafeCell::new(false),
+            in_use: AtomicFlag::new(false),
+            busy: AtomicFlag::new(false),
+            free: Atomic::new(0),
             stats: CacheStats::new(),
         }))
     }
@@ -200,94 +217,111 @@ impl MmuMemoryCache {
         unsafe { kernel::bindings::mutex_unlock(self.lock.get()) };
     }
 
-    /// # Safety
-    ///
-    /// The caller holds `lock`.
-    unsafe fn nobjs(&self) -> i32 {
-        // SAFETY: The caller holds `lock`, which guards `cache`.
-        unsafe { (*self.cache.get()).nobjs }
+    /// Locks the cache for a task other than its vCPU's callbacks; `None`
+    /// (and unlocked again) if those have it in use. May sleep, but never
+    /// for longer than another such task keeps the mutex.
+    fn lock_idle(&self) -> Option<IdleGuard<'_>> {
+        self.lock();
+        // Full barrier, paired with the owner's in `hold()`: either the
+        // owner sees `busy` and waits for the mutex, or this task sees
+        // `in_use` and keeps off.
+        self.busy.xchg(true, Full);
+        // Acquire: what the owner did before clearing `in_use` is seen.
+        if self.in_use.load(Acquire) {
+            self.busy.store(false, Relaxed);
+            // SAFETY: `lock` was taken just above, in this task.
+            unsafe { self.unlock() };
+            return None;
+        }
+        // INVARIANT: `lock` held, `busy` set, `in_use` found clear after it.
+        Some(IdleGuard {
+            cache: self,
+            _not_send: kernel::types::NotThreadSafe,
+        })
     }
 
-    /// Frees every cached object; returns how many.
-    ///
     /// # Safety
     ///
-    /// The caller holds `lock`.
-    unsafe fn free_locked(&self) -> usize {
-        // SAFETY: The caller holds `lock`.
-        let nobjs = unsafe { self.nobjs() };
-        // SAFETY: `cache` is a valid cache, guarded by `lock` which the
-        // caller holds.
-        unsafe { bindings::kvm_mmu_free_memory_cache(self.cache.get()) };
-        // INVARIANT: the cache lost `nobjs` objects, under `lock`.
-        self.counter.add(-i64::from(nobjs));
-        nobjs as usize
+    /// The caller may touch `cache` (type invariants).
+    unsafe fn nobjs(&self) -> i32 {
+        // SAFETY: By the caller's contract.
+        unsafe { (*self.cache.get()).nobjs }
     }
 
     /// Whether `cb` is a callback of the vCPU that owns the cache; a
     /// callback of another one gets a WARN.
     #[inline]
-    fn is_owner(&self, cb: &VcpuCallback<'_>) -> bool {
+    fn is_owner<C>(&self, cb: &VcpuCallback<C>) -> bool {
         !kernel::warn_on!(cb.vcpu() != self.owner)
     }
 
-    /// Whether the owner's callbacks hold the cache.
-    ///
-    /// # Safety
-    ///
-    /// The caller runs in a callback of the owner (`is_owner()`): the only
-    /// code that accesses `held`, one callback at a time.
-    unsafe fn is_held(&self) -> bool {
-        // SAFETY: By the caller's contract no other access to `held` runs.
-        unsafe { *self.held.get() }
-    }
-
-    /// # Safety
-    ///
-    /// The caller runs in a callback of the owner, the only code that
-    /// accesses `held`, one callback at a time; `held` only changes as the
-    /// type invariants say.
-    unsafe fn set_held(&self, held: bool) {
-        // SAFETY: By the caller's contract no other access to `held` runs.
-        unsafe { *self.held.get() = held };
-    }
-
-    /// Whether the owner's callback `cb` holds the cache: `false` for a
+    /// Whether the owner's callback `cb` has the cache in use: `false` for a
     /// callback of another vCPU.
     #[inline]
-    pub(crate) fn held_by(&self, cb: &VcpuCallback<'_>) -> bool {
-        // SAFETY: `cb` is a callback of the owner, checked first.
-        self.is_owner(cb) && unsafe { self.is_held() }
+    pub(crate) fn held_by<C>(&self, cb: &VcpuCallback<C>) -> bool {
+        // SAFETY: Only callbacks of the owner (checked first), one at a
+        // time, access `held` while the cache is shared.
+        self.is_owner(cb) && unsafe { *self.held.get() }
     }
 
-    /// Makes at least `min` objects available and keeps the cache locked for
+    /// Puts the cache in use for the owner's callbacks, waiting for another
+    /// task that may be touching it.
+    ///
+    /// # Safety
+    ///
+    /// The caller is a callback of the owner, and the cache is not held.
+    #[inline]
+    unsafe fn hold(&self) {
+        // SAFETY: The caller is a callback of the owner.
+        unsafe { *self.held.get() = true };
+        // Full barrier, paired with the one in `lock_idle()`.
+        self.in_use.xchg(true, Full);
+        // Acquire: what a task that held the mutex did is seen.
+        if self.busy.load(Acquire) {
+            // It may not have seen `in_use`: wait until it is done. Tasks
+            // that lock the mutex after this see `in_use` and keep off.
+            self.lock();
+            // SAFETY: Taken just above, in this task.
+            unsafe { self.unlock() };
+        }
+        // INVARIANT: `in_use` is set and everyone who may touch the cache
+        // from now on has seen it: the owner's callbacks have the cache.
+    }
+
+    /// Makes at least `min` objects available and keeps the cache in use by
     /// its vCPU's callbacks until [`Self::release`], so that nobody else can
     /// empty it between the topup and the allocations that follow. May
-    /// sleep: waits for whoever else has the cache locked. On any error but
-    /// `EINVAL` the cache is held all the same: call `release()` regardless.
+    /// sleep. On any error but `EINVAL` the cache is held all the same: call
+    /// `release()` regardless.
     ///
-    /// Inlined into KVM's callback: most faults find the cache full (a 4 KiB
-    /// fault takes a table once per 2 MiB), and then this is all they run.
+    /// Marked `#[inline]` for KVM's callback: most faults find the cache
+    /// full (a 4 KiB fault takes a new table once per 2 MiB it maps), and
+    /// then they run only this and `hold()`.
     #[inline]
-    pub(crate) fn topup_and_hold(&self, cb: &VcpuCallback<'_>, min: i32) -> Result {
+    pub(crate) fn topup_and_hold(&self, cb: &VcpuCallback<MaySleep>, min: i32) -> Result {
         if min > self.capacity || !self.is_owner(cb) {
             return Err(EINVAL);
         }
-        // SAFETY: `cb` is a callback of the owner (checked above).
-        if !unsafe { self.is_held() } {
-            self.lock();
-            // SAFETY: `cb` is the owner's callback (checked above).
-            // INVARIANT: the owner's callbacks now hold `lock` across calls.
-            unsafe { self.set_held(true) };
+        // SAFETY: `cb` is a callback of the owner (checked above), the only
+        // code that accesses `held` while the cache is shared.
+        if !unsafe { *self.held.get() } {
+            // SAFETY: As above; not held.
+            unsafe { self.hold() };
         }
-        // SAFETY: `lock` is held: taken just above, or by an earlier
-        // callback of the owner that has not released it.
+        // SAFETY: The owner's callbacks have the cache in use.
         let before = unsafe { self.nobjs() };
-        if before >= self.fill_level() {
-            return Ok(());
+        let ret = if before >= self.fill_level() {
+            Ok(())
+        } else {
+            // SAFETY: As above.
+            unsafe { self.fill_locked(before, min) }
+        };
+        // The `early_release` mutant lets go of the cache before the
+        // fault's allocations.
+        if cfg!(kmc_mutant = "early_release") {
+            self.release(cb);
         }
-        // SAFETY: The owner's callbacks hold `lock` (above).
-        unsafe { self.fill_held(before, min) }
+        ret
     }
 
     /// The number of objects a topup fills the cache to.
@@ -305,22 +339,25 @@ impl MmuMemoryCache {
     }
 
     /// Fills the cache, which holds `before` objects, to its fill level;
-    /// only an error if fewer than `min` are then available. Kept out of
-    /// line, so that the inlined check of a full cache stays small.
+    /// only an error if fewer than `min` are then available. Out of line
+    /// and cold, so that the inlined check of a full cache stays small.
     ///
     /// # Safety
     ///
-    /// The owner's callbacks hold `lock`.
+    /// The owner's callbacks have the cache in use.
+    #[cold]
     #[inline(never)]
-    unsafe fn fill_held(&self, before: i32, min: i32) -> Result {
+    unsafe fn fill_locked(&self, before: i32, min: i32) -> Result {
         let fill = self.fill_level();
-        // SAFETY: `cache` is a valid page cache, guarded by `lock`, which
-        // the owner's callbacks hold; capacity never changes for a cache.
+        // SAFETY: `cache` is a valid page cache, which the owner's callbacks
+        // have in use; capacity never changes for a cache.
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
         let nobjs = unsafe { self.nobjs() };
-        // INVARIANT: the change in `nobjs` is counted under `lock`.
+        // INVARIANT: the change is counted by the owner's callbacks, which
+        // have the cache in use.
         self.counter.add(i64::from(nobjs - before));
+        self.free.store(nobjs, Relaxed);
         if nobjs > before {
             self.stats.topups.add(1, Relaxed);
         }
@@ -332,19 +369,22 @@ impl MmuMemoryCache {
 
     /// Pops an object for KVM, or returns `None` if the vCPU's callbacks did
     /// not top the cache up or it is empty. Never sleeps.
-    pub(crate) fn alloc_held(&self, cb: &VcpuCallback<'_>) -> Option<KvmPage> {
-        // SAFETY: If the owner's callbacks hold the cache, `lock` is held.
+    pub(crate) fn alloc_held<C>(&self, cb: &VcpuCallback<C>) -> Option<KvmPage> {
+        // SAFETY: If the owner's callbacks hold the cache, it is in use.
         if !self.held_by(cb) || unsafe { self.nobjs() } == 0 {
             self.stats.misses.add(1, Relaxed);
             return None;
         }
-        // SAFETY: `cache` is valid and non-empty, and guarded by `lock`,
-        // which the owner's callbacks hold.
+        // SAFETY: `cache` is valid and non-empty, and the owner's callbacks
+        // have it in use.
         let obj = unsafe { bindings::kvm_mmu_memory_cache_alloc(self.cache.get()) };
-        // INVARIANT: one object left the cache, under `lock`.
+        // INVARIANT: one object left the cache, counted by the owner's
+        // callbacks, which have it in use.
         if !cfg!(kmc_mutant = "uncounted_alloc") {
             self.counter.add(-1);
         }
+        // SAFETY: As above.
+        self.free.store(unsafe { self.nobjs() }, Relaxed);
         self.stats.allocs.add(1, Relaxed);
         // SAFETY: The cache holds order-0 pages from the page allocator, in
         // the direct map (a page cache, by the type invariants), and the one
@@ -353,45 +393,35 @@ impl MmuMemoryCache {
     }
 
     /// Ends what [`Self::topup_and_hold`] started; a no-op if the cache is
-    /// not held. Inlined into KVM's callback, as the topup's check.
+    /// not held. Marked `#[inline]` for KVM's callback, as the topup.
     #[inline]
-    pub(crate) fn release(&self, cb: &VcpuCallback<'_>) {
+    pub(crate) fn release(&self, cb: &VcpuCallback<MaySleep>) {
         if cfg!(kmc_mutant = "no_release") || !self.held_by(cb) {
             return;
         }
+        // Release: a task that finds `in_use` clear sees what the owner's
+        // callbacks did to the cache.
+        self.in_use.store(false, Release);
         // SAFETY: `cb` is the owner's callback (`held_by()`).
-        // INVARIANT: `held` is cleared before `lock` is dropped.
-        unsafe { self.set_held(false) };
-        // SAFETY: The owner's callbacks held `lock`, taken by `lock()`; KVM
-        // releases in the task that topped up, within the same ioctl.
-        unsafe { self.unlock() };
+        // INVARIANT: `held` is cleared after `in_use`.
+        unsafe { *self.held.get() = false };
     }
 
-    /// The exact number of cached objects, read under the cache's lock. May
-    /// sleep until the holder's fault is over.
-    pub(crate) fn nr_free(&self) -> i32 {
-        self.lock();
-        // SAFETY: `lock` is held, taken just above.
-        let nobjs = unsafe { self.nobjs() };
-        // SAFETY: `lock` was taken just above, in this task.
-        unsafe { self.unlock() };
-        nobjs
+    /// The exact number of cached objects if the cache is not in use; else
+    /// `None` (its vCPU is in a fault: the number is changing).
+    pub(crate) fn nr_free_idle(&self) -> Option<i32> {
+        self.lock_idle().map(|guard| guard.nobjs())
     }
 
-    /// The number of cached objects, read without the lock: may be stale.
+    /// The number of cached objects, as last recorded: may be stale.
     pub(crate) fn nr_free_racy(&self) -> i32 {
-        let cache = self.cache.get();
-        // SAFETY: `cache` is valid for the lifetime of `self`; KVM's helpers
-        // write `nobjs` with plain aligned `int` stores, which do not tear:
-        // a racy read, as C's debug readers do with READ_ONCE().
-        unsafe { Atomic::from_ptr(&raw mut (*cache).nobjs) }.load(Relaxed)
+        self.free.load(Relaxed)
     }
 
-    /// Whether anyone has the cache locked (its vCPU, between a topup and
-    /// its release, or a reader): a racy read, for debugfs.
-    pub(crate) fn is_locked(&self) -> bool {
-        // SAFETY: By the type invariants, `lock` is an initialised mutex.
-        unsafe { kernel::bindings::mutex_is_locked(self.lock.get()) }
+    /// Whether the cache's vCPU has it in use (a fault or root load in
+    /// progress): a racy read, for debugfs.
+    pub(crate) fn in_use(&self) -> bool {
+        self.in_use.load(Relaxed)
     }
 
     /// The most objects the cache holds.
@@ -405,18 +435,20 @@ impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Dropping, the cache is no longer shared: no callback runs.
         let held = unsafe { *self.held.get() };
-        // A holder that never released is a bug in the caller's teardown
-        // order; only the locking task may unlock the mutex: leak the pages
-        // (and leave their count in the counter) rather than unlock it here.
+        // A topup never released is a bug in the caller's pairing; its
+        // pages may be in a fault's hands: leak them (and leave their count
+        // in the counter) rather than free them here.
         if kernel::warn_on!(held) {
-            pr_err!("cache dropped while held by its vCPU: pages leaked\n");
+            pr_err!("cache dropped while in use by its vCPU: pages leaked\n");
             return;
         }
-        self.lock();
-        // SAFETY: `lock` is held, taken just above.
-        unsafe { self.free_locked() };
-        // SAFETY: `lock` was taken just above, in this task.
-        unsafe { self.unlock() };
+        // SAFETY: Not shared any more (`Pin<&mut Self>`): this task may
+        // touch the cache.
+        let nobjs = unsafe { self.nobjs() };
+        // SAFETY: As above; KVM's helper frees every object.
+        unsafe { bindings::kvm_mmu_free_memory_cache(self.cache.get()) };
+        // INVARIANT: the cache lost its `nobjs` objects.
+        self.counter.add(-i64::from(nobjs));
         // SAFETY: `lock` is initialised and unlocked, and never used again.
         unsafe { kernel::bindings::mutex_destroy(self.lock.get()) };
     }

@@ -9,12 +9,11 @@
 //! entries, defined here, turn the C calls into calls of the trait's safe
 //! methods on the provider's own VM and vCPU data.
 
-use crate::{
-    bindings,
-    mmu_memory_cache::VcpuCallback, //
-};
+use crate::bindings;
 use core::{
     cell::UnsafeCell,
+    marker::PhantomData,
+    mem::MaybeUninit,
     ptr::NonNull, //
 };
 use kernel::{
@@ -34,6 +33,7 @@ use kernel::{
     },
     types::{
         ForeignOwnable,
+        NotThreadSafe,
         Opaque, //
     },
 };
@@ -207,19 +207,75 @@ impl Vcpu {
     }
 }
 
+/// One KVM vCPU bound to the provider, while it lives: the address of the
+/// slot `vcpu_init_c()` allocated for it, which no other live vCPU shares.
+///
+/// Only this file makes one. Whatever the provider does with its vCPU data
+/// (two vCPUs may even share it), the callbacks that carry one `VcpuId` are
+/// one vCPU's, which KVM runs one at a time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VcpuId(*const c_void);
+
+/// A vCPU callback KVM makes in task context with no spinlock held: it may
+/// sleep (`topup()`, `release()`).
+pub(crate) enum MaySleep {}
+
+/// A vCPU callback KVM makes under `mmu_lock`: it must not sleep
+/// (`alloc()`).
+pub(crate) enum NoSleep {}
+
+/// Proof that the code holding it runs inside one of KVM's callbacks for
+/// the vCPU [`Self::vcpu`], in the context `C` names, in the vCPU's task
+/// with its mutex held: no other callback for that vCPU runs meanwhile.
+///
+/// Only the trampolines below make one, on their stack, and lend it to the
+/// provider for the length of the call: it cannot be cloned, kept or sent
+/// to another task.
+pub(crate) struct VcpuCallback<C> {
+    vcpu: VcpuId,
+    _context: PhantomData<C>,
+    _not_send: NotThreadSafe,
+}
+
+impl<C> VcpuCallback<C> {
+    /// # Safety
+    ///
+    /// The caller is one of KVM's callbacks for the vCPU `vcpu`, in the
+    /// context `C` names, and lends the value out only for its own length.
+    unsafe fn new(vcpu: VcpuId) -> Self {
+        Self {
+            vcpu,
+            _context: PhantomData,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// The vCPU the callback is for.
+    pub(crate) fn vcpu(&self) -> VcpuId {
+        self.vcpu
+    }
+}
+
+/// What KVM keeps for a vCPU (`vcpu->arch.mmu_cache_data`): the provider's
+/// data for it, in a slot of its own, whose address is the vCPU's
+/// [`VcpuId`].
+struct VcpuSlot<T> {
+    vcpu: Arc<T>,
+}
+
 /// Arguments of `KVM_ENABLE_CAP` for a capability KVM does not know; KVM
 /// has checked that `flags` is 0.
 pub(crate) type EnableCap = bindings::kvm_enable_cap;
 
 /// A supplier of page-table pages for the VMs bound to it.
 ///
-/// KVM calls the vCPU methods from the vCPU's own task, one vCPU ioctl at a
-/// time (under `vcpu->mutex`): each fault or root load that calls `topup()`
-/// calls `release()` once it is over, whether `topup()` succeeded or not,
-/// and `alloc()` only in between. Soundness rests on those callbacks of one
-/// vCPU never running at the same time (`vcpu->mutex`), which is what lets
-/// a cache record its hold in plain memory; liveness rests on the pairing:
-/// a topup never released keeps other tasks from its cache.
+/// KVM calls `topup()`, `alloc()` and `release()` from the vCPU's task, one
+/// vCPU ioctl at a time (under `vcpu->mutex`): each fault or root load that
+/// calls `topup()` calls `release()` once it is over, whether `topup()`
+/// succeeded or not, and `alloc()` only in between. Each call gets a
+/// [`VcpuCallback`] naming its vCPU: what one vCPU's callbacks share needs no
+/// lock between them. A topup never released leaves its cache in use, and
+/// out of reach of everyone else, until the vCPU's next release.
 #[vtable]
 pub(crate) trait Provider: Send + Sync + 'static {
     /// Per-VM data.
@@ -232,8 +288,8 @@ pub(crate) trait Provider: Send + Sync + 'static {
     fn vm_init(&self, kvm: &Kvm, pte_init: u64) -> Result<Arc<Self::Vm>>;
     /// The VM is being destroyed, after all its vCPUs.
     fn vm_destroy(&self, vm: Arc<Self::Vm>);
-    /// A vCPU of `vm` is being created.
-    fn vcpu_init(&self, vm: &Arc<Self::Vm>, vcpu: &Vcpu) -> Result<Arc<Self::Vcpu>>;
+    /// A vCPU of `vm` is being created; `id` names it in its callbacks.
+    fn vcpu_init(&self, vm: &Arc<Self::Vm>, vcpu: &Vcpu, id: VcpuId) -> Result<Arc<Self::Vcpu>>;
     /// The vCPU is being destroyed.
     fn vcpu_destroy(&self, vcpu: Arc<Self::Vcpu>);
     /// Without `mmu_lock`, may sleep: keep `min` objects of `ty` available
@@ -242,7 +298,7 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// no page reference on).
     fn topup(
         &self,
-        cb: &VcpuCallback<'_>,
+        cb: &VcpuCallback<MaySleep>,
         vcpu: &Self::Vcpu,
         ty: CacheType,
         nid: Node,
@@ -251,9 +307,14 @@ pub(crate) trait Provider: Send + Sync + 'static {
     /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
     /// root load `topup()` prepared for. On `None` KVM allocates the object
     /// itself, without sleeping, and WARNs once.
-    fn alloc(&self, cb: &VcpuCallback<'_>, vcpu: &Self::Vcpu, ty: CacheType) -> Option<KvmPage>;
+    fn alloc(
+        &self,
+        cb: &VcpuCallback<NoSleep>,
+        vcpu: &Self::Vcpu,
+        ty: CacheType,
+    ) -> Option<KvmPage>;
     /// The fault or root load that `topup()` prepared for is over.
-    fn release(&self, cb: &VcpuCallback<'_>, vcpu: &Self::Vcpu);
+    fn release(&self, cb: &VcpuCallback<MaySleep>, vcpu: &Self::Vcpu);
     /// Eager split: a page table for a huge page on `nid`, allocated with
     /// `gfp` (which says whether it may sleep), or `None`, and KVM
     /// allocates it itself.
@@ -284,9 +345,11 @@ pub(crate) trait Provider: Send + Sync + 'static {
 /// before it registers with KVM, and after it unregisters, so never while
 /// KVM may call the ops table (KVM's registration lock orders the write
 /// before every call). Whenever KVM may call the table, it points to the
-/// provider of the live registration: KVM calls it only for VMs bound while
-/// registered, and each bound VM holds a reference on this module, so the
-/// registration (dropped at module exit) outlives them.
+/// provider of the live registration: KVM calls it for VMs bound while
+/// registered, each of which holds a reference on this module, and for
+/// `KVM_CHECK_EXTENSION` on `/dev/kvm`, for which it takes a reference
+/// under its registration lock; so the registration (dropped at module
+/// exit, after the last reference is put) outlives every call.
 struct ActiveProvider {
     claimed: Atomic<bool>,
     provider: UnsafeCell<*const c_void>,
@@ -403,14 +466,22 @@ impl<P: Provider> Registration<P> {
         unsafe { <Arc<P::Vm> as ForeignOwnable>::borrow(data.cast()) }
     }
 
+    /// The vCPU's slot, and a token for the callback in progress.
+    ///
     /// # Safety
     ///
-    /// `data` was returned by `vcpu_init()` and not yet passed to
-    /// `vcpu_destroy()`.
-    unsafe fn vcpu<'a>(data: *mut c_void) -> ArcBorrow<'a, P::Vcpu> {
-        // SAFETY: By the caller's contract `data` came from `into_foreign()`
-        // and has not been reclaimed.
-        unsafe { <Arc<P::Vcpu> as ForeignOwnable>::borrow(data.cast()) }
+    /// `data` was returned by `vcpu_init_c()` and not yet passed to
+    /// `vcpu_destroy_c()`; the caller is one of KVM's callbacks for that
+    /// vCPU, in the context `C` names.
+    unsafe fn vcpu<'a, C>(data: *mut c_void) -> (&'a VcpuSlot<P::Vcpu>, VcpuCallback<C>) {
+        // SAFETY: By the caller's contract `data` is a live slot from
+        // `KBox::into_raw()`, freed only by `vcpu_destroy_c()`.
+        let slot = unsafe { &*data.cast::<VcpuSlot<P::Vcpu>>() };
+        // SAFETY: A callback for the vCPU whose slot is at `data` (the
+        // caller's contract), in context `C`; the token lives on the
+        // caller's stack.
+        let cb = unsafe { VcpuCallback::new(VcpuId(data.cast_const())) };
+        (slot, cb)
     }
 
     const OPS: bindings::kvm_mmu_cache_provider = bindings::kvm_mmu_cache_provider {
@@ -489,8 +560,19 @@ impl<P: Provider> Registration<P> {
         // INVARIANT: the vCPU and its VM are alive.
         let vcpu = unsafe { &*vcpu.cast::<Vcpu>() };
         let vm: Arc<P::Vm> = vm.into();
+        // The slot first: its address names the vCPU.
+        let slot = match KBox::<VcpuSlot<P::Vcpu>>::new_uninit(GFP_KERNEL) {
+            Ok(slot) => slot,
+            Err(_) => return ENOMEM.to_ptr(),
+        };
+        let id = VcpuId(MaybeUninit::as_ptr(&slot).cast());
         // SAFETY: Called by KVM through the registered ops table.
-        Self::into_data(unsafe { Self::active() }.vcpu_init(&vm, vcpu))
+        match unsafe { Self::active() }.vcpu_init(&vm, vcpu, id) {
+            // The slot does not move: KVM keeps its address until
+            // `vcpu_destroy_c()`.
+            Ok(data) => KBox::into_raw(KBox::write(slot, VcpuSlot { vcpu: data })).cast(),
+            Err(e) => e.to_ptr(),
+        }
     }
 
     /// # Safety
@@ -498,11 +580,11 @@ impl<P: Provider> Registration<P> {
     /// Called only by KVM through the registered ops table, with the
     /// arguments `struct kvm_mmu_cache_provider` documents.
     unsafe extern "C" fn vcpu_destroy_c(vcpu: *mut c_void) {
-        // SAFETY: KVM passes the data `vcpu_init()` returned, once, when the
-        // vCPU is destroyed.
-        let vcpu = unsafe { <Arc<P::Vcpu> as ForeignOwnable>::from_foreign(vcpu.cast()) };
+        // SAFETY: KVM passes the slot `vcpu_init_c()` returned, once, when
+        // the vCPU is destroyed, after its last callback.
+        let slot = unsafe { KBox::from_raw(vcpu.cast::<VcpuSlot<P::Vcpu>>()) };
         // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.vcpu_destroy(vcpu);
+        unsafe { Self::active() }.vcpu_destroy(KBox::into_inner(slot).vcpu);
     }
 
     fn errno(r: Result) -> c_int {
@@ -525,16 +607,12 @@ impl<P: Provider> Registration<P> {
         let Some(ty) = CacheType::from_raw(ty) else {
             return EINVAL.to_errno();
         };
-        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
-        let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
-        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
-        // address the vCPU's caches record as their owner.
-        let cb = unsafe { VcpuCallback::new(&*vcpu) };
+        // SAFETY: KVM passes the vCPU's slot, and calls `topup()` in the
+        // vCPU's task, before taking `mmu_lock`.
+        let (slot, cb) = unsafe { Self::vcpu::<MaySleep>(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         let provider = unsafe { Self::active() };
-        Self::errno(provider.topup(&cb, &vcpu, ty, node_from_raw(nid), min))
+        Self::errno(provider.topup(&cb, &slot.vcpu, ty, node_from_raw(nid), min))
     }
 
     /// # Safety
@@ -549,15 +627,11 @@ impl<P: Provider> Registration<P> {
         let Some(ty) = CacheType::from_raw(ty) else {
             return core::ptr::null_mut();
         };
-        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
-        let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
-        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
-        // address the vCPU's caches record as their owner.
-        let cb = unsafe { VcpuCallback::new(&*vcpu) };
+        // SAFETY: KVM passes the vCPU's slot, and calls `alloc()` in the
+        // vCPU's task, under `mmu_lock`.
+        let (slot, cb) = unsafe { Self::vcpu::<NoSleep>(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
-        Self::page_ptr(unsafe { Self::active() }.alloc(&cb, &vcpu, ty))
+        Self::page_ptr(unsafe { Self::active() }.alloc(&cb, &slot.vcpu, ty))
     }
 
     /// # Safety
@@ -565,15 +639,11 @@ impl<P: Provider> Registration<P> {
     /// Called only by KVM through the registered ops table, with the
     /// arguments `struct kvm_mmu_cache_provider` documents.
     unsafe extern "C" fn release_c(vcpu: *mut c_void) {
-        // SAFETY: KVM passes the vCPU's data, alive until `vcpu_destroy()`.
-        let vcpu = unsafe { Self::vcpu(vcpu) };
-        // SAFETY: A callback for this vCPU, in task context, one at a time
-        // per vCPU (under its mutex); `cb` dies with the call. `&*vcpu` is
-        // the Arc's data, the slot `Arc::pin_init()` initialised, whose
-        // address the vCPU's caches record as their owner.
-        let cb = unsafe { VcpuCallback::new(&*vcpu) };
+        // SAFETY: KVM passes the vCPU's slot, and calls `release()` in the
+        // vCPU's task, after dropping `mmu_lock`.
+        let (slot, cb) = unsafe { Self::vcpu::<MaySleep>(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
-        unsafe { Self::active() }.release(&cb, &vcpu);
+        unsafe { Self::active() }.release(&cb, &slot.vcpu);
     }
 
     /// # Safety

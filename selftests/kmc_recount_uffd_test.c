@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * A debugfs recount while a vCPU waits in a userfaultfd fault must not hold
- * up VM creation: the vCPU may hold its cache for the whole fault, and the
- * recount waits for that cache, so it must not hold the module's VM list
- * meanwhile (KVM_CREATE_VM needs it to bind the new VM).
+ * up VM creation, nor wait for the fault: KVM_CREATE_VM needs the module's
+ * VM list to bind the new VM, and a recount that waited for a fault with
+ * that list locked would hold it up for as long as user space pleases. (The
+ * seam tops the caches up after the fault's pfn is resolved, and a cache in
+ * use is counted without waiting, so neither happens: this guards both.)
  *
  * A vCPU faults on a page registered with userfaultfd and waits there; a
  * thread reads kvm_mmu_cache/recount; then KVM_CREATE_VM must return within

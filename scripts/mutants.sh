@@ -18,6 +18,8 @@ filter=${KMC_FILTER:-'^(kmc/|upstream/demand_paging_test\+kmc$)'}
 out=$KMC_ROOT/out/mutants
 
 "$KMC_ROOT/scripts/setup.sh"
+# A fresh clone has no out/ yet, and the log sits beside the run's own dir.
+mkdir -p "$(dirname "$out")"
 rc=0
 "$KMC_ROOT/scripts/bench.sh" --flavor release --mode tdp --run mutants \
 	--mutants "$mutants" --filter "$filter" --out "$out" >"$out.log" 2>&1 || rc=$?

@@ -91,9 +91,10 @@ impl CacheStats {
 /// - Every change of `cache.nobjs` is added to `counter`, and stored in
 ///   `free`, by whoever may access `cache` at the time.
 /// - `held` is only accessed by callbacks of the vCPU `owner`, which KVM
-///   runs one at a time, or by `drop()`; it is true exactly while `in_use`
-///   is set (set before it, cleared after it), from
-///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`].
+///   runs one at a time, or by `drop()`; it is true from
+///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`],
+///   set just before `in_use` and cleared just after it: whenever `in_use`
+///   is set, `held` is true.
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -128,8 +129,8 @@ unsafe impl Sync for MmuMemoryCache {}
 ///
 /// # Invariants
 ///
-/// `cache.lock` is held by this task, `cache.busy` is set by it, and
-/// `cache.in_use` was found clear after setting `busy`.
+/// `cache.lock` is held by this task, which set `cache.busy` with a full
+/// barrier and then found `cache.in_use` clear with an acquire load.
 struct IdleGuard<'a> {
     cache: &'a MmuMemoryCache,
     _not_send: kernel::types::NotThreadSafe,
@@ -220,6 +221,11 @@ impl MmuMemoryCache {
     /// Locks the cache for a task other than its vCPU's callbacks; `None`
     /// (and unlocked again) if those have it in use. May sleep, but never
     /// for longer than another such task keeps the mutex.
+    ///
+    /// The vCPU may wait for the mutex in `hold()`, holding `vcpu->mutex`
+    /// and KVM's SRCU read lock: while it holds the guard, a caller must not
+    /// wait for anything a vCPU may hold there (`vcpu->mutex`,
+    /// `synchronize_srcu()` on the VM, `slots_lock`, `mmu_lock`).
     fn lock_idle(&self) -> Option<IdleGuard<'_>> {
         self.lock();
         // Full barrier, paired with the owner's in `hold()`: either the
@@ -228,7 +234,8 @@ impl MmuMemoryCache {
         self.busy.xchg(true, Full);
         // Acquire: what the owner did before clearing `in_use` is seen.
         if self.in_use.load(Acquire) {
-            self.busy.store(false, Relaxed);
+            // Release, as the guard's drop: the owner may read this store.
+            self.busy.store(false, Release);
             // SAFETY: `lock` was taken just above, in this task.
             unsafe { self.unlock() };
             return None;
@@ -314,7 +321,7 @@ impl MmuMemoryCache {
             Ok(())
         } else {
             // SAFETY: As above.
-            unsafe { self.fill_locked(before, min) }
+            unsafe { self.refill(before, min) }
         };
         // The `early_release` mutant lets go of the cache before the
         // fault's allocations.
@@ -347,7 +354,7 @@ impl MmuMemoryCache {
     /// The owner's callbacks have the cache in use.
     #[cold]
     #[inline(never)]
-    unsafe fn fill_locked(&self, before: i32, min: i32) -> Result {
+    unsafe fn refill(&self, before: i32, min: i32) -> Result {
         let fill = self.fill_level();
         // SAFETY: `cache` is a valid page cache, which the owner's callbacks
         // have in use; capacity never changes for a cache.
@@ -435,13 +442,10 @@ impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Dropping, the cache is no longer shared: no callback runs.
         let held = unsafe { *self.held.get() };
-        // A topup never released is a bug in the caller's pairing; its
-        // pages may be in a fault's hands: leak them (and leave their count
-        // in the counter) rather than free them here.
-        if kernel::warn_on!(held) {
-            pr_err!("cache dropped while in use by its vCPU: pages leaked\n");
-            return;
-        }
+        // A topup never released is a bug in the caller's pairing. No
+        // callback runs any more (`Pin<&mut Self>`) and the pages KVM took
+        // are KVM's: the rest can be freed all the same.
+        kernel::warn_on!(held);
         // SAFETY: Not shared any more (`Pin<&mut Self>`): this task may
         // touch the cache.
         let nobjs = unsafe { self.nobjs() };

@@ -212,7 +212,10 @@ impl Vcpu {
 ///
 /// Only this file makes one. Whatever the provider does with its vCPU data
 /// (two vCPUs may even share it), the callbacks that carry one `VcpuId` are
-/// one vCPU's, which KVM runs one at a time.
+/// one vCPU's, which KVM runs one at a time. An id comes back for a later
+/// vCPU once its slot is freed (after `vcpu_destroy()`, or a failed
+/// `vcpu_init()`), when the earlier vCPU has no callback left: the two
+/// vCPUs' callbacks are still one at a time.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct VcpuId(*const c_void);
 

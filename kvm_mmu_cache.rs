@@ -428,8 +428,19 @@ impl Provider for CacheProvider {
         }
     }
 
-    fn split_page(&self, vm: &VmState, _nid: Node, gfp: Gfp) -> Option<KvmPage> {
-        let page = new_kvm_page(gfp, vm.pte_init)?;
+    fn split_page(&self, vm: &VmState, nid: Node, gfp: Gfp) -> Option<KvmPage> {
+        let page = match nid {
+            // A NUMA-aware VM's split tables go on the node of the huge
+            // page they replace, when the caller may sleep (the TDP MMU);
+            // the shadow MMU, which may not, then uses KVM's own cache.
+            Some(node) if vm.numa_aware.load(Relaxed) => {
+                if gfp & (1 << kernel::bindings::___GFP_DIRECT_RECLAIM_BIT) == 0 {
+                    return None;
+                }
+                mmu_memory_cache::node_page(node, vm.pte_init)?
+            }
+            _ => new_kvm_page(gfp, vm.pte_init)?,
+        };
         vm.split_pages.add(1, Relaxed);
         Some(page)
     }

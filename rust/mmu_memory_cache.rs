@@ -29,6 +29,7 @@ use crate::{
         KvmPage,
         MaySleep,
         Node,
+        NumaNodeId,
         VcpuCallback,
         VcpuId, //
     }, //
@@ -73,6 +74,52 @@ impl CacheStats {
             misses: Atomic::new(0),
         }
     }
+}
+
+/// An empty C page cache whose pages hold `init` in every 64-bit word
+/// (zeroed if 0; `None`: left as allocated), from `node` if given.
+fn c_cache(init: Option<u64>, node: Node) -> bindings::kvm_mmu_memory_cache {
+    // As KVM's own caches: `init_value` if non-zero, else `__GFP_ZERO`.
+    // The `uninit_pages` mutant fills page tables with the complement of
+    // what KVM expects, as garbage would be.
+    let (gfp_zero, init_value) = match init {
+        None => (0, 0),
+        Some(v) if cfg!(kmc_mutant = "uninit_pages") => (0, !v),
+        Some(0) => (kernel::bindings::__GFP_ZERO, 0),
+        Some(v) => (0, v),
+    };
+    bindings::kvm_mmu_memory_cache {
+        gfp_zero,
+        init_value,
+        has_node: node.is_some(),
+        node: node.map_or(kernel::bindings::NUMA_NO_NODE, |n| n.id()),
+        ..Default::default()
+    }
+}
+
+/// A page from `node` (another node if it is full, as KVM's own node-aware
+/// caches do) holding `init` in every 64-bit word, allocated as KVM's caches
+/// allocate (`GFP_KERNEL_ACCOUNT`): the caller may sleep. `None` if there is
+/// no memory.
+///
+/// Through a one-page C cache, so that the page is allocated and filled
+/// exactly as the vCPU caches' pages are.
+pub(crate) fn node_page(node: NumaNodeId, init: u64) -> Option<KvmPage> {
+    let mut mc = c_cache(Some(init), Some(node));
+    // SAFETY: `mc` is a valid, empty page cache, local to this call.
+    let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(&mut mc, 1, 1) };
+    let obj = if ret == 0 && mc.nobjs > 0 {
+        // SAFETY: `mc` is valid and holds an object.
+        unsafe { bindings::kvm_mmu_memory_cache_alloc(&mut mc) }
+    } else {
+        core::ptr::null_mut()
+    };
+    // SAFETY: `mc` is valid; this frees its object array (and nothing
+    // else: its one object, if any, was just popped).
+    unsafe { bindings::kvm_mmu_free_memory_cache(&mut mc) };
+    // SAFETY: A page cache holds order-0 pages from the page allocator, in
+    // the direct map; the one popped is no longer the cache's.
+    NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
 }
 
 /// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose object
@@ -169,22 +216,7 @@ impl MmuMemoryCache {
         if capacity <= 0 {
             return Err(EINVAL);
         }
-        // As KVM's own caches: `init_value` if non-zero, else `__GFP_ZERO`.
-        // The `uninit_pages` mutant fills page tables with the complement
-        // of what KVM expects, as garbage would be.
-        let (gfp_zero, init_value) = match init {
-            None => (0, 0),
-            Some(v) if cfg!(kmc_mutant = "uninit_pages") => (0, !v),
-            Some(0) => (kernel::bindings::__GFP_ZERO, 0),
-            Some(v) => (0, v),
-        };
-        let cache = bindings::kvm_mmu_memory_cache {
-            gfp_zero,
-            init_value,
-            has_node: node.is_some(),
-            node: node.map_or(kernel::bindings::NUMA_NO_NODE, |n| n.id()),
-            ..Default::default()
-        };
+        let cache = c_cache(init, node);
         // INVARIANT: a page cache that starts empty, counted as zero in
         // `counter` and `free`; not in use, not held, nobody busy.
         Ok(try_pin_init!(Self {

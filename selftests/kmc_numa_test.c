@@ -12,6 +12,13 @@
  * page tables KVM accounts while it does (SecPageTables per node, after
  * stat_refresh) must be on node 1 (at least 99%) with the capability on,
  * and follow the thread (at least 90% on node 0) with it off.
+ *
+ * kmc_numa_test split on|off (TDP MMU): the same VM with 32 MiB of
+ * THP-backed test memory on node 1, mapped by KVM with 2 MiB pages, then
+ * dirty logging on, which splits every huge page eagerly: the new page
+ * tables (one per 2 MiB) must be on node 1 (at least 99%) with the
+ * capability on, and on the thread's node (at least 90%) with it off; with
+ * the module, each came from it (stats: split_pages).
  */
 #include <errno.h>
 #include <sched.h>
@@ -227,13 +234,88 @@ static void test_place(int on)
 	kvm_vm_free(vm);
 }
 
+#define SPLIT_PAGES	(SZ_32M / PAGE_SIZE)
+
+static void test_split(int on)
+{
+	unsigned long mask = 1UL << MEM_NODE;
+	long before[2], after[2], d0, d1, total, want = SPLIT_PAGES / 512 * 4;
+	int cpu = first_cpu_of_node(THREAD_NODE);
+	struct kmc_stats s0 = {}, s1 = {};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	cpu_set_t cpus;
+	void *hva;
+
+	if (cpu < 0 || first_cpu_of_node(MEM_NODE) < 0) {
+		print_skip("needs CPUs on nodes %d and %d", THREAD_NODE, MEM_NODE);
+		exit(KSFT_SKIP);
+	}
+	if (on && !kmc_loaded()) {
+		print_skip("the capability needs kvm_mmu_cache");
+		exit(KSFT_SKIP);
+	}
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU %d", cpu);
+
+	vm = vm_create(1);
+	if (on)
+		TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
+	vcpu = vm_vcpu_add(vm, 0, guest_code);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, TEST_GPA, TEST_SLOT,
+				    SPLIT_PAGES, 0);
+	hva = addr_gpa2hva(vm, TEST_GPA);
+	TEST_ASSERT(!syscall(__NR_mbind, hva, SPLIT_PAGES * PAGE_SIZE, MPOL_BIND,
+			     &mask, 8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT),
+		    "mbind the test memory to node %d", MEM_NODE);
+	virt_map(vm, TEST_GPA, TEST_GPA, SPLIT_PAGES);
+	vcpu_args_set(vcpu, 2, TEST_GPA, SPLIT_PAGES);
+	kmc_run_to_sync(vcpu);
+	kmc_run_to_done(vcpu);
+	TEST_ASSERT_EQ(node_of(hva), MEM_NODE);
+
+	if (kmc_loaded())
+		s0 = kmc_stats();
+	before[0] = sec_page_tables_node_kb(THREAD_NODE);
+	before[1] = sec_page_tables_node_kb(MEM_NODE);
+	vm_mem_region_set_flags(vm, TEST_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+	after[0] = sec_page_tables_node_kb(THREAD_NODE);
+	after[1] = sec_page_tables_node_kb(MEM_NODE);
+	if (kmc_loaded())
+		s1 = kmc_stats();
+
+	d0 = after[0] - before[0];
+	d1 = after[1] - before[1];
+	total = d0 + d1;
+	printf("capability %s: eager split added %ld kB of page tables on node %d (thread), %ld kB on node %d; module split pages %ld\n",
+	       on ? "on" : "off", d0, THREAD_NODE, d1, MEM_NODE, s1.split_pages - s0.split_pages);
+	/* One 4 KiB table replaces each 2 MiB mapping. */
+	TEST_ASSERT(total >= want,
+		    "eager splitting added %ld kB of page tables, expected at least %ld (no 2 MiB mappings?)",
+		    total, want);
+	if (on)
+		TEST_ASSERT(d1 * 100 >= total * 99,
+			    "only %ld of %ld kB of split tables on the memory's node", d1, total);
+	else
+		TEST_ASSERT(d0 * 100 >= total * 90,
+			    "only %ld of %ld kB of split tables on the thread's node", d0, total);
+	if (kmc_loaded())
+		TEST_ASSERT(s1.split_pages - s0.split_pages >= want / 4,
+			    "the module supplied %ld split tables, expected at least %ld",
+			    s1.split_pages - s0.split_pages, want / 4);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	if (argc == 2 && !strcmp(argv[1], "cap"))
 		test_cap();
 	else if (argc == 3 && !strcmp(argv[1], "place"))
 		test_place(!strcmp(argv[2], "on"));
+	else if (argc == 3 && !strcmp(argv[1], "split"))
+		test_split(!strcmp(argv[2], "on"));
 	else
-		TEST_FAIL("usage: %s cap | place on|off", argv[0]);
+		TEST_FAIL("usage: %s cap | place on|off | split on|off", argv[0]);
 	return 0;
 }

@@ -58,10 +58,7 @@ use kernel::{
         Mutex, //
     }, //
 };
-use mmu_memory_cache::{
-    MmuMemoryCache,
-    VcpuHold, //
-};
+use mmu_memory_cache::MmuMemoryCache;
 use numa::NodeCaches;
 use percpu_counter::PercpuCounter;
 use provider::{
@@ -210,8 +207,6 @@ struct VcpuState {
     index: u32,
     /// The VM; the VM's list of vCPUs refers back until `vcpu_destroy()`.
     vm: Arc<VmState>,
-    /// What the vCPU's callbacks hold of its caches, shared by them.
-    hold: Arc<VcpuHold>,
     #[pin]
     page_table: MmuMemoryCache,
     #[pin]
@@ -242,7 +237,7 @@ impl VcpuState {
         nodes.topup(cb, node, min, || {
             KBox::pin_init(
                 self.vm.shared.new_cache(
-                    &self.hold,
+                    cb.vcpu(),
                     Some(self.vm.pte_init),
                     Some(node),
                     c"kvm_mmu_cache:node_page_table",
@@ -322,7 +317,6 @@ impl Provider for CacheProvider {
         } else {
             None
         };
-        let hold = VcpuHold::new(id)?;
         let mut vcpus = vm.vcpus.lock();
         let index = vm.next_vcpu_index.fetch_add(1, Relaxed);
         let vcpu = Arc::pin_init(
@@ -331,7 +325,7 @@ impl Provider for CacheProvider {
                 index,
                 vm: vm.clone(),
                 page_table <- shared.new_cache(
-                    &hold,
+                    id,
                     Some(vm.pte_init),
                     None,
                     c"kvm_mmu_cache:page_table",
@@ -339,14 +333,13 @@ impl Provider for CacheProvider {
                 )?,
                 // KVM writes a shadowed-info array before reading it.
                 shadowed_info <- shared.new_cache(
-                    &hold,
+                    id,
                     None,
                     None,
                     c"kvm_mmu_cache:shadowed_info",
                     static_lock_class!(),
                 )?,
                 nodes,
-                hold: hold.clone(),
             }),
             GFP_KERNEL,
         )?;
@@ -427,16 +420,12 @@ impl Provider for CacheProvider {
 
     #[inline]
     fn release(&self, cb: &VcpuCallback<MaySleep>, vcpu: &VcpuState) {
-        if !vcpu.hold.held_by(cb) {
-            return;
-        }
         for ty in CacheType::ALL {
             vcpu.cache(ty).release(cb);
         }
         if let Some(nodes) = &vcpu.nodes {
             nodes.release(cb);
         }
-        vcpu.hold.release(cb);
     }
 
     fn split_page(&self, vm: &VmState, nid: Node, gfp: Gfp) -> Option<KvmPage> {
@@ -473,20 +462,20 @@ impl Provider for CacheProvider {
 }
 
 impl Shared {
-    /// A cache of at most `capacity` pages for the vCPU whose hold is
-    /// `hold`, counted in `unused_pages`, each page holding `init` in every
+    /// A cache of at most `capacity` pages for the vCPU `owner`, counted in
+    /// `unused_pages`, each page holding `init` in every
     /// 64-bit word (`None`: anything), from `node` if given. Each kind of
     /// cache passes its own lock class.
     fn new_cache(
         &self,
-        hold: &Arc<VcpuHold>,
+        owner: VcpuId,
         init: Option<u64>,
         node: Node,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
     ) -> Result<impl PinInit<MmuMemoryCache, Error>> {
         MmuMemoryCache::new(
-            hold.clone(),
+            owner,
             init,
             node,
             self.capacity,

@@ -9,16 +9,14 @@
 //! shared [`PercpuCounter`]: the sum of the counter over all caches is,
 //! exactly, the number of unused cached pages.
 //!
-//! Each cache belongs to one vCPU. From the first topup of a fault or root
-//! load to its release, the vCPU's caches are *in use* (one flag for the
-//! vCPU, [`VcpuHold`]), and each cache the fault tops up is *claimed*: the
-//! vCPU's callbacks, which KVM runs one at a time, have it to themselves
-//! without a lock, so that nothing can empty it between the topup and the
-//! allocations under `mmu_lock`, and a fault whose cache is full calls no
-//! lock at all. Anyone else (debugfs, the recount, a shrinker) takes the
-//! cache's mutex and touches the cache only if its vCPU's caches are not in
-//! use; a vCPU claiming a cache waits for such a task to be done, never the
-//! other way round.
+//! Each cache belongs to one vCPU. From a topup to its release (a fault or
+//! a root load) the cache is *in use*: the vCPU's callbacks, which KVM runs
+//! one at a time, have it to themselves without a lock, so that nothing can
+//! empty it between the topup and the allocations under `mmu_lock`, and a
+//! fault whose cache is full calls no lock at all. Anyone else (debugfs, the
+//! recount, a shrinker) takes the cache's mutex and touches the cache only
+//! if it is not in use; a vCPU starting a fault waits for such a task to be
+//! done, never the other way round.
 //!
 //! Lock order: a cache's mutex is a leaf. The vCPU takes it only to wait for
 //! another task (in `topup`, holding `vcpu->mutex` and KVM's SRCU read lock,
@@ -124,101 +122,6 @@ pub(crate) fn node_page(node: NumaNodeId, init: u64) -> Option<KvmPage> {
     NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
 }
 
-/// The hold a vCPU's callbacks have on all of its caches, from the first
-/// topup of a fault or root load to its release: one flag for the vCPU, so
-/// that a fault sets and clears it once, however many caches it tops up.
-///
-/// # Invariants
-///
-/// `held` is only accessed by callbacks of the vCPU `owner`, which KVM runs
-/// one at a time. It is true from the first topup of a fault or root load
-/// to its release, set just before `in_use` is set and cleared just after
-/// it is cleared: whenever `in_use` is set, `held` is true.
-pub(crate) struct VcpuHold {
-    owner: VcpuId,
-    /// The owner's own record of `in_use`, read without a barrier.
-    held: UnsafeCell<bool>,
-    /// The owner's callbacks have the caches they claimed in use.
-    in_use: AtomicFlag,
-}
-
-// SAFETY: `held` is only accessed by one vCPU's callbacks, one at a time
-// (type invariants); `owner` is an identity; the rest is atomic.
-unsafe impl Send for VcpuHold {}
-// SAFETY: As for `Send`.
-unsafe impl Sync for VcpuHold {}
-
-impl VcpuHold {
-    /// The hold of the vCPU `owner`, not held.
-    pub(crate) fn new(owner: VcpuId) -> Result<Arc<Self>> {
-        // INVARIANT: not held, not in use.
-        Ok(Arc::new(
-            Self {
-                owner,
-                held: UnsafeCell::new(false),
-                in_use: AtomicFlag::new(false),
-            },
-            GFP_KERNEL,
-        )?)
-    }
-
-    /// Whether `cb` is a callback of the vCPU; a callback of another one
-    /// gets a WARN.
-    #[inline]
-    fn is_owner<C>(&self, cb: &VcpuCallback<C>) -> bool {
-        !kernel::warn_on!(cb.vcpu() != self.owner)
-    }
-
-    /// Whether the vCPU's callback `cb` holds its caches: `false` for a
-    /// callback of another vCPU.
-    #[inline]
-    pub(crate) fn held_by<C>(&self, cb: &VcpuCallback<C>) -> bool {
-        // SAFETY: Only callbacks of the owner (checked first), one at a
-        // time, access `held`.
-        self.is_owner(cb) && unsafe { *self.held.get() }
-    }
-
-    /// Puts the vCPU's caches in use, if they are not yet.
-    ///
-    /// # Safety
-    ///
-    /// The caller is a callback of the owner.
-    #[inline]
-    unsafe fn begin(&self) {
-        // SAFETY: The caller is a callback of the owner.
-        if unsafe { *self.held.get() } {
-            return;
-        }
-        // SAFETY: As above.
-        // INVARIANT: `held` is set before `in_use`.
-        unsafe { *self.held.get() = true };
-        // Full barrier, paired with the one in `MmuMemoryCache::lock_idle()`:
-        // each cache the fault then claims checks that cache's `busy`.
-        self.in_use.xchg(true, Full);
-    }
-
-    /// Ends the hold of the vCPU's callbacks: call after releasing each of
-    /// its caches (`MmuMemoryCache::release()`). A no-op if not held.
-    #[inline]
-    pub(crate) fn release(&self, cb: &VcpuCallback<MaySleep>) {
-        if cfg!(kmc_mutant = "no_release") || !self.held_by(cb) {
-            return;
-        }
-        // Release: a task that finds `in_use` clear sees what the owner's
-        // callbacks did to its caches.
-        self.in_use.store(false, Release);
-        // SAFETY: `cb` is the owner's callback (`held_by()`).
-        // INVARIANT: `held` is cleared after `in_use`.
-        unsafe { *self.held.get() = false };
-    }
-
-    /// Whether the vCPU is in a fault or root load: a racy read, for
-    /// debugfs.
-    pub(crate) fn in_use(&self) -> bool {
-        self.in_use.load(Relaxed)
-    }
-}
-
 /// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose object
 /// count is mirrored in a shared counter.
 ///
@@ -226,17 +129,19 @@ impl VcpuHold {
 ///
 /// - `lock` is an initialised mutex. `cache` is a page cache (`kmem_cache`
 ///   is NULL) of at most `capacity` objects, accessed only:
-///   - by callbacks of the vCPU `hold.owner` while `claimed` is set: they
-///     set `hold.in_use` (a full barrier) first, then, claiming the cache,
-///     waited for `lock` if `busy` was set (an acquire load);
+///   - by callbacks of the vCPU `owner` while `in_use` is set and was seen
+///     by every task that then held `lock` with `busy` set: they set
+///     `in_use` (a full barrier), then waited for `lock` if `busy` was set;
 ///   - by a task holding `lock` that set `busy` (a full barrier) and then
-///     found `hold.in_use` clear (an acquire load), until it clears `busy`
-///     (release) again;
+///     found `in_use` clear, until it clears `busy` (release) again;
 ///   - through the `Pin<&mut Self>` of `drop()`.
 /// - Every change of `cache.nobjs` is added to `counter`, and stored in
 ///   `free`, by whoever may access `cache` at the time.
-/// - `claimed` is only accessed by callbacks of the vCPU `hold.owner`, one
-///   at a time, or by `drop()`; whenever it is set, `hold.held` is set.
+/// - `held` is only accessed by callbacks of the vCPU `owner`, which KVM
+///   runs one at a time, or by `drop()`; it is true from
+///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`],
+///   set just before `in_use` and cleared just after it: whenever `in_use`
+///   is set, `held` is true.
 #[pin_data(PinnedDrop)]
 pub(crate) struct MmuMemoryCache {
     #[pin]
@@ -244,10 +149,12 @@ pub(crate) struct MmuMemoryCache {
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
     counter: Arc<PercpuCounter>,
-    /// The hold of the vCPU whose callbacks alone may use the cache.
-    hold: Arc<VcpuHold>,
-    /// The owner's fault or root load in progress uses this cache.
-    claimed: UnsafeCell<bool>,
+    /// The vCPU whose callbacks alone may use the cache.
+    owner: VcpuId,
+    /// The owner's own record of `in_use`, read without a barrier.
+    held: UnsafeCell<bool>,
+    /// The owner's callbacks have the cache, from a topup to its release.
+    in_use: AtomicFlag,
     /// A task holding `lock` may be touching the cache.
     busy: AtomicFlag,
     /// `cache.nobjs`, for readers that may not touch `cache`.
@@ -256,11 +163,12 @@ pub(crate) struct MmuMemoryCache {
     pub(crate) stats: CacheStats,
 }
 
-// SAFETY: The C cache's pages and object array may be freed by any task.
+// SAFETY: The C cache's pages and object array may be freed by any task;
+// `owner` is an identity, compared and never dereferenced.
 unsafe impl Send for MmuMemoryCache {}
-// SAFETY: Shared access to `cache` and `claimed` is ordered as the type
-// invariants say; the rest is atomics and shared references to `Sync`
-// values.
+// SAFETY: Shared access to `cache` and `held` is ordered as the type
+// invariants say; the rest is atomics and a shared reference to a `Sync`
+// counter.
 unsafe impl Sync for MmuMemoryCache {}
 
 /// A task other than the owner's callbacks, holding the cache's mutex while
@@ -269,7 +177,7 @@ unsafe impl Sync for MmuMemoryCache {}
 /// # Invariants
 ///
 /// `cache.lock` is held by this task, which set `cache.busy` with a full
-/// barrier and then found `cache.hold.in_use` clear with an acquire load.
+/// barrier and then found `cache.in_use` clear with an acquire load.
 struct IdleGuard<'a> {
     cache: &'a MmuMemoryCache,
     _not_send: kernel::types::NotThreadSafe,
@@ -284,7 +192,7 @@ impl IdleGuard<'_> {
 
 impl Drop for IdleGuard<'_> {
     fn drop(&mut self) {
-        // Release: the owner's next claim, which reads `busy` with acquire,
+        // Release: the owner's next topup, which reads `busy` with acquire,
         // sees what this task did to the cache.
         self.cache.busy.store(false, Release);
         // SAFETY: By the type invariants this task holds `lock`.
@@ -295,9 +203,9 @@ impl Drop for IdleGuard<'_> {
 impl MmuMemoryCache {
     /// Creates an empty cache of `capacity` pages, each holding `init` in
     /// every 64-bit word (zeroed if 0; `None`: left as allocated), on
-    /// `node` if given, for the vCPU whose hold is `hold`.
+    /// `node` if given, for the vCPU `owner`.
     pub(crate) fn new(
-        hold: Arc<VcpuHold>,
+        owner: VcpuId,
         init: Option<u64>,
         node: Node,
         capacity: i32,
@@ -310,7 +218,7 @@ impl MmuMemoryCache {
         }
         let cache = c_cache(init, node);
         // INVARIANT: a page cache that starts empty, counted as zero in
-        // `counter` and `free`; not claimed, nobody busy.
+        // `counter` and `free`; not in use, not held, nobody busy.
         Ok(try_pin_init!(Self {
             lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
                 // SAFETY: `slot` is valid for writes and pinned; `name` and
@@ -320,8 +228,9 @@ impl MmuMemoryCache {
             cache: UnsafeCell::new(cache),
             capacity,
             counter,
-            hold,
-            claimed: UnsafeCell::new(false),
+            owner,
+            held: UnsafeCell::new(false),
+            in_use: AtomicFlag::new(false),
             busy: AtomicFlag::new(false),
             free: Atomic::new(0),
             stats: CacheStats::new(),
@@ -345,19 +254,18 @@ impl MmuMemoryCache {
     /// (and unlocked again) if those have it in use. May sleep, but never
     /// for longer than another such task keeps the mutex.
     ///
-    /// The vCPU may wait for the mutex when it claims the cache, holding
-    /// `vcpu->mutex` and KVM's SRCU read lock: while it holds the guard, a
-    /// caller must not wait for anything a vCPU may hold there
-    /// (`vcpu->mutex`, `synchronize_srcu()` on the VM, `slots_lock`,
-    /// `mmu_lock`).
+    /// The vCPU may wait for the mutex in `hold()`, holding `vcpu->mutex`
+    /// and KVM's SRCU read lock: while it holds the guard, a caller must not
+    /// wait for anything a vCPU may hold there (`vcpu->mutex`,
+    /// `synchronize_srcu()` on the VM, `slots_lock`, `mmu_lock`).
     fn lock_idle(&self) -> Option<IdleGuard<'_>> {
         self.lock();
-        // Full barrier, paired with the owner's in `VcpuHold::begin()`:
-        // either the owner, claiming the cache, sees `busy` and waits for
-        // the mutex, or this task sees `in_use` and keeps off.
+        // Full barrier, paired with the owner's in `hold()`: either the
+        // owner sees `busy` and waits for the mutex, or this task sees
+        // `in_use` and keeps off.
         self.busy.xchg(true, Full);
         // Acquire: what the owner did before clearing `in_use` is seen.
-        if self.hold.in_use.load(Acquire) {
+        if self.in_use.load(Acquire) {
             // Release, as the guard's drop: the owner may read this store.
             self.busy.store(false, Release);
             // SAFETY: `lock` was taken just above, in this task.
@@ -379,28 +287,34 @@ impl MmuMemoryCache {
         unsafe { (*self.cache.get()).nobjs }
     }
 
-    /// Whether the owner's callback `cb` has the cache claimed: `false` for
-    /// a callback of another vCPU.
+    /// Whether `cb` is a callback of the vCPU that owns the cache; a
+    /// callback of another one gets a WARN.
+    #[inline]
+    fn is_owner<C>(&self, cb: &VcpuCallback<C>) -> bool {
+        !kernel::warn_on!(cb.vcpu() != self.owner)
+    }
+
+    /// Whether the owner's callback `cb` has the cache in use: `false` for a
+    /// callback of another vCPU.
     #[inline]
     pub(crate) fn held_by<C>(&self, cb: &VcpuCallback<C>) -> bool {
         // SAFETY: Only callbacks of the owner (checked first), one at a
-        // time, access `claimed` while the cache is shared.
-        self.hold.is_owner(cb) && unsafe { *self.claimed.get() }
+        // time, access `held` while the cache is shared.
+        self.is_owner(cb) && unsafe { *self.held.get() }
     }
 
-    /// Claims the cache for the owner's fault or root load in progress,
-    /// putting the vCPU's caches in use first, and waiting for another task
-    /// that may be touching this one.
+    /// Puts the cache in use for the owner's callbacks, waiting for another
+    /// task that may be touching it.
     ///
     /// # Safety
     ///
-    /// The caller is a callback of the owner, and the cache is not claimed.
+    /// The caller is a callback of the owner, and the cache is not held.
     #[inline]
-    unsafe fn claim(&self) {
+    unsafe fn hold(&self) {
         // SAFETY: The caller is a callback of the owner.
-        unsafe { self.hold.begin() };
-        // SAFETY: As above; `hold.held` is set (just above).
-        unsafe { *self.claimed.get() = true };
+        unsafe { *self.held.get() = true };
+        // Full barrier, paired with the one in `lock_idle()`.
+        self.in_use.xchg(true, Full);
         // Acquire: what a task that held the mutex did is seen.
         if self.busy.load(Acquire) {
             // It may not have seen `in_use`: wait until it is done. Tasks
@@ -414,24 +328,24 @@ impl MmuMemoryCache {
     }
 
     /// Makes at least `min` objects available and keeps the cache in use by
-    /// its vCPU's callbacks until [`Self::release`] and
-    /// [`VcpuHold::release`], so that nobody else can empty it between the
-    /// topup and the allocations that follow. May sleep. On any error but
-    /// `EINVAL` the cache is held all the same: release it regardless.
+    /// its vCPU's callbacks until [`Self::release`], so that nobody else can
+    /// empty it between the topup and the allocations that follow. May
+    /// sleep. On any error but `EINVAL` the cache is held all the same: call
+    /// `release()` regardless.
     ///
     /// Marked `#[inline]` for KVM's callback: most faults find the cache
     /// full (a 4 KiB fault takes a new table once per 2 MiB it maps), and
-    /// then they run only this and `claim()`.
+    /// then they run only this and `hold()`.
     #[inline]
     pub(crate) fn topup_and_hold(&self, cb: &VcpuCallback<MaySleep>, min: i32) -> Result {
-        if min > self.capacity || !self.hold.is_owner(cb) {
+        if min > self.capacity || !self.is_owner(cb) {
             return Err(EINVAL);
         }
         // SAFETY: `cb` is a callback of the owner (checked above), the only
-        // code that accesses `claimed` while the cache is shared.
-        if !unsafe { *self.claimed.get() } {
-            // SAFETY: As above; not claimed.
-            unsafe { self.claim() };
+        // code that accesses `held` while the cache is shared.
+        if !unsafe { *self.held.get() } {
+            // SAFETY: As above; not held.
+            unsafe { self.hold() };
         }
         // SAFETY: The owner's callbacks have the cache in use.
         let before = unsafe { self.nobjs() };
@@ -495,7 +409,7 @@ impl MmuMemoryCache {
     /// Pops an object for KVM, or returns `None` if the vCPU's callbacks did
     /// not top the cache up or it is empty. Never sleeps.
     pub(crate) fn alloc_held<C>(&self, cb: &VcpuCallback<C>) -> Option<KvmPage> {
-        // SAFETY: If the owner's callbacks claimed the cache, it is in use.
+        // SAFETY: If the owner's callbacks hold the cache, it is in use.
         if !self.held_by(cb) || unsafe { self.nobjs() } == 0 {
             self.stats.misses.add(1, Relaxed);
             return None;
@@ -517,16 +431,19 @@ impl MmuMemoryCache {
         NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
     }
 
-    /// Lets go of the cache for the owner's fault or root load; a no-op if
-    /// it is not claimed. The vCPU's hold ends with [`VcpuHold::release`],
-    /// once every cache is released.
+    /// Ends what [`Self::topup_and_hold`] started; a no-op if the cache is
+    /// not held. Marked `#[inline]` for KVM's callback, as the topup.
     #[inline]
     pub(crate) fn release(&self, cb: &VcpuCallback<MaySleep>) {
         if cfg!(kmc_mutant = "no_release") || !self.held_by(cb) {
             return;
         }
+        // Release: a task that finds `in_use` clear sees what the owner's
+        // callbacks did to the cache.
+        self.in_use.store(false, Release);
         // SAFETY: `cb` is the owner's callback (`held_by()`).
-        unsafe { *self.claimed.get() = false };
+        // INVARIANT: `held` is cleared after `in_use`.
+        unsafe { *self.held.get() = false };
     }
 
     /// The exact number of cached objects if the cache is not in use; else
@@ -540,10 +457,10 @@ impl MmuMemoryCache {
         self.free.load(Relaxed)
     }
 
-    /// Whether the cache's vCPU is in a fault or root load: a racy read,
-    /// for debugfs.
+    /// Whether the cache's vCPU has it in use (a fault or root load in
+    /// progress): a racy read, for debugfs.
     pub(crate) fn in_use(&self) -> bool {
-        self.hold.in_use()
+        self.in_use.load(Relaxed)
     }
 
     /// The most objects the cache holds.
@@ -556,11 +473,11 @@ impl MmuMemoryCache {
 impl PinnedDrop for MmuMemoryCache {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Dropping, the cache is no longer shared: no callback runs.
-        let claimed = unsafe { *self.claimed.get() };
+        let held = unsafe { *self.held.get() };
         // A topup never released is a bug in the caller's pairing. No
         // callback runs any more (`Pin<&mut Self>`) and the pages KVM took
         // are KVM's: the rest can be freed all the same.
-        kernel::warn_on!(claimed);
+        kernel::warn_on!(held);
         // SAFETY: Not shared any more (`Pin<&mut Self>`): this task may
         // touch the cache.
         let nobjs = unsafe { self.nobjs() };

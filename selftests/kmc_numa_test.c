@@ -168,15 +168,20 @@ static int node_of(void *addr)
 	return node;
 }
 
-static void test_place(int on)
+/*
+ * A VM with @pages of @src test memory bound to MEM_NODE, its vCPU set to
+ * write and verify all of it, and the calling thread (which runs the vCPU)
+ * pinned to THREAD_NODE before the VM exists, so that everything KVM
+ * allocates for it is local; the capability enabled if @on.  Skips without
+ * CPUs on both nodes, or without the module if @on.
+ */
+static struct kvm_vm *numa_vm(int on, enum vm_mem_backing_src_type src, u64 pages,
+			      struct kvm_vcpu **vcpu, void **hva)
 {
 	unsigned long mask = 1UL << MEM_NODE;
-	long before[2], after[2], d0, d1, total;
 	int cpu = first_cpu_of_node(THREAD_NODE);
-	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	cpu_set_t cpus;
-	void *hva;
 
 	if (cpu < 0 || first_cpu_of_node(MEM_NODE) < 0) {
 		print_skip("needs CPUs on nodes %d and %d", THREAD_NODE, MEM_NODE);
@@ -186,10 +191,6 @@ static void test_place(int on)
 		print_skip("the capability needs kvm_mmu_cache");
 		exit(KSFT_SKIP);
 	}
-
-	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
-	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
-	/* Before the VM exists, so that everything KVM allocates is local. */
 	CPU_ZERO(&cpus);
 	CPU_SET(cpu, &cpus);
 	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU %d", cpu);
@@ -197,15 +198,27 @@ static void test_place(int on)
 	vm = vm_create(1);
 	if (on)
 		TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
-	vcpu = vm_vcpu_add(vm, 0, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
-				    TEST_PAGES, 0);
-	hva = addr_gpa2hva(vm, TEST_GPA);
-	TEST_ASSERT(!syscall(__NR_mbind, hva, TEST_PAGES * PAGE_SIZE, MPOL_BIND,
+	*vcpu = vm_vcpu_add(vm, 0, guest_code);
+	vm_userspace_mem_region_add(vm, src, TEST_GPA, TEST_SLOT, pages, 0);
+	*hva = addr_gpa2hva(vm, TEST_GPA);
+	TEST_ASSERT(!syscall(__NR_mbind, *hva, pages * PAGE_SIZE, MPOL_BIND,
 			     &mask, 8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT),
 		    "mbind the test memory to node %d", MEM_NODE);
-	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
-	vcpu_args_set(vcpu, 2, TEST_GPA, TEST_PAGES);
+	virt_map(vm, TEST_GPA, TEST_GPA, pages);
+	vcpu_args_set(*vcpu, 2, TEST_GPA, pages);
+	return vm;
+}
+
+static void test_place(int on)
+{
+	long before[2], after[2], d0, d1, total;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	void *hva;
+
+	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
+	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	vm = numa_vm(on, VM_MEM_SRC_ANONYMOUS, TEST_PAGES, &vcpu, &hva);
 
 	kmc_run_to_sync(vcpu);
 	before[0] = sec_page_tables_node_kb(THREAD_NODE);
@@ -238,39 +251,13 @@ static void test_place(int on)
 
 static void test_split(int on)
 {
-	unsigned long mask = 1UL << MEM_NODE;
 	long before[2], after[2], d0, d1, total, want = SPLIT_PAGES / 512 * 4;
-	int cpu = first_cpu_of_node(THREAD_NODE);
 	struct kmc_stats s0 = {}, s1 = {};
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	cpu_set_t cpus;
 	void *hva;
 
-	if (cpu < 0 || first_cpu_of_node(MEM_NODE) < 0) {
-		print_skip("needs CPUs on nodes %d and %d", THREAD_NODE, MEM_NODE);
-		exit(KSFT_SKIP);
-	}
-	if (on && !kmc_loaded()) {
-		print_skip("the capability needs kvm_mmu_cache");
-		exit(KSFT_SKIP);
-	}
-	CPU_ZERO(&cpus);
-	CPU_SET(cpu, &cpus);
-	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to CPU %d", cpu);
-
-	vm = vm_create(1);
-	if (on)
-		TEST_ASSERT_EQ(enable_cap(vm, 0, 1, 0, 0, 0), 0);
-	vcpu = vm_vcpu_add(vm, 0, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, TEST_GPA, TEST_SLOT,
-				    SPLIT_PAGES, 0);
-	hva = addr_gpa2hva(vm, TEST_GPA);
-	TEST_ASSERT(!syscall(__NR_mbind, hva, SPLIT_PAGES * PAGE_SIZE, MPOL_BIND,
-			     &mask, 8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT),
-		    "mbind the test memory to node %d", MEM_NODE);
-	virt_map(vm, TEST_GPA, TEST_GPA, SPLIT_PAGES);
-	vcpu_args_set(vcpu, 2, TEST_GPA, SPLIT_PAGES);
+	vm = numa_vm(on, VM_MEM_SRC_ANONYMOUS_THP, SPLIT_PAGES, &vcpu, &hva);
 	kmc_run_to_sync(vcpu);
 	kmc_run_to_done(vcpu);
 	TEST_ASSERT_EQ(node_of(hva), MEM_NODE);

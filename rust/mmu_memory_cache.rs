@@ -186,7 +186,7 @@ struct IdleGuard<'a> {
 impl IdleGuard<'_> {
     fn nobjs(&self) -> i32 {
         // SAFETY: By the type invariants this task may touch `cache`.
-        unsafe { (*self.cache.cache.get()).nobjs }
+        unsafe { self.cache.nobjs() }
     }
 }
 

@@ -23,8 +23,8 @@ use kernel::{
 /// A module-wide debugfs file.
 pub(crate) type GlobalFile = Pin<KBox<debugfs::File<Arc<Shared>>>>;
 
-/// The module-wide files in `dir`: `unused_pages`, `recount`, `vm_list` and
-/// `stats`.
+/// The module-wide files in `dir`: `unused_pages`, `recount`, `vm_list`,
+/// `stats` and `nodes`.
 pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<KVec<GlobalFile>> {
     let mut files = KVec::new();
     for file in [
@@ -32,6 +32,7 @@ pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<K
         global_file(dir, c"recount", shared, &show_recount)?,
         global_file(dir, c"vm_list", shared, &show_vms)?,
         global_file(dir, c"stats", shared, &show_stats)?,
+        global_file(dir, c"nodes", shared, &show_nodes)?,
     ] {
         files.push(file, GFP_KERNEL)?;
     }
@@ -74,7 +75,7 @@ pub(crate) fn show_vcpu(
 }
 
 fn show_unused_pages(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    writeln!(f, "{}", shared.unused_pages.sum())
+    writeln!(f, "{}", shared.unused_pages.sum_all())
 }
 
 fn show_recount(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -89,6 +90,23 @@ fn show_stats(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::f
         f,
         "vms_bound {vms_bound} allocs {allocs} misses {misses} split_pages {split_pages}"
     )
+}
+
+/// Per node: the unused cached pages on it (exact) and what the shrinker
+/// did there (`nodes`).
+fn show_nodes(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    for (node, stats) in shared.reclaim_stats.iter().enumerate() {
+        writeln!(
+            f,
+            "node{node} unused {} scans {} scanned {} freed {} busy {}",
+            shared.unused_pages.sum(node),
+            stats.scans.load(Relaxed),
+            stats.scanned.load(Relaxed),
+            stats.freed.load(Relaxed),
+            stats.busy.load(Relaxed),
+        )?;
+    }
+    Ok(())
 }
 
 fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -7,6 +7,9 @@
 #include <linux/kvm_host.h>
 #include <linux/kvm_types.h>
 #include <linux/percpu_counter.h>
+#include <linux/shrinker.h>
+
+#include "helpers.h"
 
 /*
  * Where the provider finds the VM of a vCPU and KVM's debugfs directory for
@@ -18,3 +21,7 @@ enum {
 	KMC_VCPU_KVM_OFFSET = offsetof(struct kvm_vcpu, kvm),
 	KMC_KVM_DEBUGFS_DENTRY_OFFSET = offsetof(struct kvm, debugfs_dentry),
 };
+
+/* bindgen cannot expand BIT(). SHRINK_STOP and SHRINK_EMPTY: rust/helpers.c. */
+static const unsigned int KMC_SHRINKER_NUMA_AWARE = SHRINKER_NUMA_AWARE;
+

@@ -5,9 +5,9 @@
 //! C header: [`include/linux/kvm_types.h`](srctree/include/linux/kvm_types.h)
 //!
 //! Wraps a real `struct kvm_mmu_memory_cache`, filled and emptied with KVM's
-//! own helpers, so that every page the cache gains or loses is added to a
-//! shared [`PercpuCounter`]: the sum of the counter over all caches is,
-//! exactly, the number of unused cached pages.
+//! own helpers, so that every page the cache gains or loses is added to the
+//! shared [`PercpuCounters`] of its node: over all caches, each node's counter
+//! is exactly the number of unused cached pages on that node.
 //!
 //! Each cache belongs to one vCPU. From a topup to its release (a fault or
 //! a root load) the cache is *in use*: the vCPU's callbacks, which KVM runs
@@ -18,13 +18,14 @@
 //! if it is not in use; a vCPU starting a fault waits for such a task to be
 //! done, never the other way round.
 //!
-//! Lock order: a cache's mutex is a leaf. The vCPU takes it only to wait for
+//! Lock order: a cache's mutex is a leaf but for the shrinker, which only
+//! ever trylocks it (see `shrinker.rs`). The vCPU takes it only to wait for
 //! another task (in `topup`, holding `vcpu->mutex` and KVM's SRCU read lock,
-//! no spinlock); other tasks take it holding none of the module's locks.
+//! no spinlock); other tasks lock it holding none of the module's locks.
 
 use crate::{
     bindings,
-    percpu_counter::PercpuCounter,
+    percpu_counter::PercpuCounters,
     provider::{
         KvmPage,
         MaySleep,
@@ -36,6 +37,7 @@ use crate::{
 };
 use core::{
     cell::UnsafeCell,
+    ffi::c_void,
     ptr::NonNull, //
 };
 use kernel::{
@@ -97,6 +99,27 @@ fn c_cache(init: Option<u64>, node: Node) -> bindings::kvm_mmu_memory_cache {
     }
 }
 
+/// The NUMA node of a cached page.
+///
+/// # Safety
+///
+/// `obj` is an object of a page cache: a page of the direct map.
+#[inline]
+unsafe fn page_node(obj: *mut c_void) -> usize {
+    // SAFETY: By the caller's contract, `obj` is in the direct map.
+    let nid = unsafe { bindings::kmc_virt_to_nid(obj) };
+    // A page's node is never negative.
+    usize::try_from(nid).unwrap_or(0)
+}
+
+/// What [`MmuMemoryCache::reclaim`] did.
+pub(crate) struct Reclaimed {
+    /// Pages of the node looked at.
+    pub(crate) scanned: usize,
+    /// Pages freed.
+    pub(crate) freed: usize,
+}
+
 /// A page from `node` (another node if it is full, as KVM's own node-aware
 /// caches do) holding `init` in every 64-bit word, allocated as KVM's caches
 /// allocate (`GFP_KERNEL_ACCOUNT`): the caller may sleep. `None` if there is
@@ -122,8 +145,8 @@ pub(crate) fn node_page(node: NumaNodeId, init: u64) -> Option<KvmPage> {
     NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
 }
 
-/// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose object
-/// count is mirrored in a shared counter.
+/// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose pages
+/// are counted in shared per-node counters.
 ///
 /// # Invariants
 ///
@@ -135,8 +158,10 @@ pub(crate) fn node_page(node: NumaNodeId, init: u64) -> Option<KvmPage> {
 ///   - by a task holding `lock` that set `busy` (a full barrier) and then
 ///     found `in_use` clear, until it clears `busy` (release) again;
 ///   - through the `Pin<&mut Self>` of `drop()`.
-/// - Every change of `cache.nobjs` is added to `counter`, and stored in
-///   `free`, by whoever may access `cache` at the time.
+/// - Every page that enters or leaves `cache.objects` is added to or
+///   subtracted from the counter of its node in `counters`, and every change
+///   of `cache.nobjs` stored in `free`, by whoever may access `cache` at the
+///   time.
 /// - `held` is only accessed by callbacks of the vCPU `owner`, which KVM
 ///   runs one at a time, or by `drop()`; it is true from
 ///   [`MmuMemoryCache::topup_and_hold`] to [`MmuMemoryCache::release`],
@@ -148,7 +173,8 @@ pub(crate) struct MmuMemoryCache {
     lock: Opaque<kernel::bindings::mutex>,
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
-    counter: Arc<PercpuCounter>,
+    /// Unused cached pages, one counter per node.
+    counters: Arc<PercpuCounters>,
     /// The vCPU whose callbacks alone may use the cache.
     owner: VcpuId,
     /// The owner's own record of `in_use`, read without a barrier.
@@ -209,7 +235,7 @@ impl MmuMemoryCache {
         init: Option<u64>,
         node: Node,
         capacity: i32,
-        counter: Arc<PercpuCounter>,
+        counters: Arc<PercpuCounters>,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
     ) -> Result<impl PinInit<Self, Error>> {
@@ -218,7 +244,7 @@ impl MmuMemoryCache {
         }
         let cache = c_cache(init, node);
         // INVARIANT: a page cache that starts empty, counted as zero in
-        // `counter` and `free`; not in use, not held, nobody busy.
+        // `counters` and `free`; not in use, not held, nobody busy.
         Ok(try_pin_init!(Self {
             lock <- Opaque::ffi_init(|slot: *mut kernel::bindings::mutex| {
                 // SAFETY: `slot` is valid for writes and pinned; `name` and
@@ -227,7 +253,7 @@ impl MmuMemoryCache {
             }),
             cache: UnsafeCell::new(cache),
             capacity,
-            counter,
+            counters,
             owner,
             held: UnsafeCell::new(false),
             in_use: AtomicFlag::new(false),
@@ -260,6 +286,28 @@ impl MmuMemoryCache {
     /// `synchronize_srcu()` on the VM, `slots_lock`, `mmu_lock`).
     fn lock_idle(&self) -> Option<IdleGuard<'_>> {
         self.lock();
+        // SAFETY: Locked just above, in this task.
+        unsafe { self.idle_or_unlock() }
+    }
+
+    /// As [`Self::lock_idle`], but `None` at once if the mutex is taken:
+    /// never sleeps, for memory reclaim.
+    fn try_lock_idle(&self) -> Option<IdleGuard<'_>> {
+        // SAFETY: By the type invariants, `lock` is an initialised mutex.
+        if unsafe { kernel::bindings::mutex_trylock(self.lock.get()) } == 0 {
+            return None;
+        }
+        // SAFETY: Locked just above, in this task.
+        unsafe { self.idle_or_unlock() }
+    }
+
+    /// The guard of a task that locked the cache, if its vCPU does not have
+    /// it in use; else unlocks it again.
+    ///
+    /// # Safety
+    ///
+    /// This task holds `lock`, and nothing but this call will unlock it.
+    unsafe fn idle_or_unlock(&self) -> Option<IdleGuard<'_>> {
         // Full barrier, paired with the owner's in `hold()`: either the
         // owner sees `busy` and waits for the mutex, or this task sees
         // `in_use` and keeps off.
@@ -268,7 +316,7 @@ impl MmuMemoryCache {
         if self.in_use.load(Acquire) {
             // Release, as the guard's drop: the owner may read this store.
             self.busy.store(false, Release);
-            // SAFETY: `lock` was taken just above, in this task.
+            // SAFETY: This task holds `lock` (the caller's contract).
             unsafe { self.unlock() };
             return None;
         }
@@ -285,6 +333,23 @@ impl MmuMemoryCache {
     unsafe fn nobjs(&self) -> i32 {
         // SAFETY: By the caller's contract.
         unsafe { (*self.cache.get()).nobjs }
+    }
+
+    /// Adds `delta` to the node counter of each of the objects `from..to`.
+    ///
+    /// # Safety
+    ///
+    /// The caller may touch `cache`, which holds at least `to` objects.
+    unsafe fn add_to_node_counters(&self, from: i32, to: i32, delta: i64) {
+        // SAFETY: By the caller's contract.
+        let objects = unsafe { (*self.cache.get()).objects };
+        for i in from..to {
+            // CAST: `0 <= i < nobjs`, a small non-negative `int`.
+            // SAFETY: By the caller's contract `i` is below `nobjs`: a valid
+            // object, a page of the direct map.
+            let node = unsafe { page_node(*objects.add(i as usize)) };
+            self.counters.add(node, delta);
+        }
     }
 
     /// Whether `cb` is a callback of the vCPU that owns the cache; a
@@ -393,9 +458,11 @@ impl MmuMemoryCache {
         let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(self.cache.get(), fill, fill) };
         // SAFETY: As above.
         let nobjs = unsafe { self.nobjs() };
-        // INVARIANT: the change is counted by the owner's callbacks, which
-        // have the cache in use.
-        self.counter.add(i64::from(nobjs - before));
+        // INVARIANT: a topup only adds objects, after the `before` there
+        // were; the owner's callbacks, which have the cache in use, count
+        // them.
+        // SAFETY: As above; the cache holds `nobjs` objects.
+        unsafe { self.add_to_node_counters(before, nobjs, 1) };
         self.free.store(nobjs, Relaxed);
         if nobjs > before {
             self.stats.topups.add(1, Relaxed);
@@ -420,7 +487,8 @@ impl MmuMemoryCache {
         // INVARIANT: one object left the cache, counted by the owner's
         // callbacks, which have it in use.
         if !cfg!(kmc_mutant = "uncounted_alloc") {
-            self.counter.add(-1);
+            // SAFETY: `obj` was a page of the cache.
+            self.counters.add(unsafe { page_node(obj) }, -1);
         }
         // SAFETY: As above.
         self.free.store(unsafe { self.nobjs() }, Relaxed);
@@ -452,6 +520,55 @@ impl MmuMemoryCache {
         self.lock_idle().map(|guard| guard.nobjs())
     }
 
+    /// Frees up to `budget` of the cache's pages that are on `node`, unless
+    /// the cache is in use or another task has its mutex: then `None`. Never
+    /// sleeps: for the shrinker.
+    pub(crate) fn reclaim(&self, node: usize, budget: usize) -> Option<Reclaimed> {
+        let guard = self.try_lock_idle()?;
+        let nobjs = guard.nobjs();
+        let mut done = Reclaimed {
+            scanned: 0,
+            freed: 0,
+        };
+        // SAFETY: This task may touch the cache (`guard`).
+        let objects = unsafe { (*self.cache.get()).objects };
+        let mut kept = 0;
+        for i in 0..nobjs {
+            // CAST: `0 <= i < nobjs`, a small non-negative `int`.
+            // SAFETY: `i` is below `nobjs`: a valid object, a page of the
+            // direct map, which this task may touch (`guard`).
+            let obj = unsafe { *objects.add(i as usize) };
+            // SAFETY: As above.
+            let obj_node = unsafe { page_node(obj) };
+            // The `reclaim_any_node` mutant frees pages of every node.
+            let on_node = obj_node == node || cfg!(kmc_mutant = "reclaim_any_node");
+            if done.freed < budget && on_node {
+                done.scanned += 1;
+                done.freed += 1;
+                // SAFETY: A cached page is an unused order-0 page from the
+                // page allocator, which no one else refers to; it leaves the
+                // cache below.
+                unsafe { kernel::bindings::free_pages(obj as usize, 0) };
+                // The `uncounted_reclaim` mutant forgets to count it.
+                if !cfg!(kmc_mutant = "uncounted_reclaim") {
+                    self.counters.add(obj_node, -1);
+                }
+            } else {
+                // CAST: `kept <= i`, as above.
+                // SAFETY: `kept <= i < nobjs`, within the array.
+                unsafe { *objects.add(kept as usize) = obj };
+                kept += 1;
+            }
+        }
+        // INVARIANT: the freed pages left `objects` and their node's counter
+        // together, under `guard`.
+        // SAFETY: As above.
+        unsafe { (*self.cache.get()).nobjs = kept };
+        self.free.store(kept, Relaxed);
+        drop(guard);
+        Some(done)
+    }
+
     /// The number of cached objects, as last recorded: may be stale.
     pub(crate) fn nr_free_racy(&self) -> i32 {
         self.free.load(Relaxed)
@@ -481,10 +598,11 @@ impl PinnedDrop for MmuMemoryCache {
         // SAFETY: Not shared any more (`Pin<&mut Self>`): this task may
         // touch the cache.
         let nobjs = unsafe { self.nobjs() };
+        // INVARIANT: the cache loses all its objects just below.
+        // SAFETY: As above; the cache holds `nobjs` objects.
+        unsafe { self.add_to_node_counters(0, nobjs, -1) };
         // SAFETY: As above; KVM's helper frees every object.
         unsafe { bindings::kvm_mmu_free_memory_cache(self.cache.get()) };
-        // INVARIANT: the cache lost its `nobjs` objects.
-        self.counter.add(-i64::from(nobjs));
         // SAFETY: `lock` is initialised and unlocked, and never used again.
         unsafe { kernel::bindings::mutex_destroy(self.lock.get()) };
     }

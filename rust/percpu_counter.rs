@@ -19,70 +19,118 @@ use kernel::{
     types::Opaque, //
 };
 
-/// A `struct percpu_counter`.
+/// An array of `struct percpu_counter`, initialised together by one
+/// `__percpu_counter_init_many()`.
 ///
 /// # Invariants
 ///
-/// `inner` holds a counter initialised by `__percpu_counter_init_many()`,
-/// destroyed only when `self` is dropped.
-#[pin_data(PinnedDrop)]
-pub(crate) struct PercpuCounter {
-    #[pin]
-    inner: Opaque<bindings::percpu_counter>,
+/// `counters` holds `counters.len()` (at least one) counters initialised by
+/// `__percpu_counter_init_many()`, destroyed only when `self` is dropped.
+/// The vector is never resized: the counters never move (each is on the
+/// kernel's list of counters for CPU hotplug).
+pub(crate) struct PercpuCounters {
+    counters: KVec<Opaque<bindings::percpu_counter>>,
 }
 
 // SAFETY: The percpu_counter functions synchronise concurrent callers
 // themselves (per-CPU updates, a raw spinlock for folding and summing).
-unsafe impl Send for PercpuCounter {}
+unsafe impl Send for PercpuCounters {}
 // SAFETY: As for `Send`: every method takes `&self` and is safe to call
 // concurrently.
-unsafe impl Sync for PercpuCounter {}
+unsafe impl Sync for PercpuCounters {}
 
-impl PercpuCounter {
-    /// Creates a counter starting at zero, with `key` as the lock class of
-    /// its internal spinlock.
-    pub(crate) fn new(key: Pin<&'static LockClassKey>) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            inner <- Opaque::try_ffi_init(|slot: *mut bindings::percpu_counter| {
-                // SAFETY: `slot` is valid for writes and pinned; `key` is a
-                // static lock class, as lockdep requires.
-                to_result(unsafe {
-                    bindings::__percpu_counter_init_many(
-                        slot,
-                        0,
-                        kernel::bindings::GFP_KERNEL,
-                        1,
-                        key.as_ptr(),
-                    )
-                })
-            }),
-        })
-        // INVARIANT: `inner` was initialised above, or the init failed.
+impl PercpuCounters {
+    /// Creates `n` counters starting at zero, with `key` as the lock class of
+    /// their internal spinlocks.
+    pub(crate) fn new(n: usize, key: Pin<&'static LockClassKey>) -> Result<Self> {
+        let nr = u32::try_from(n).map_err(|_| EINVAL)?;
+        if nr == 0 {
+            return Err(EINVAL);
+        }
+        let mut counters = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            counters.push(Opaque::uninit(), GFP_KERNEL)?;
+        }
+        // SAFETY: `counters` is `n` contiguous, writable counters, which do
+        // not move from now on (the vector is never resized); `key` is a
+        // static lock class, as lockdep requires.
+        to_result(unsafe {
+            bindings::__percpu_counter_init_many(
+                Opaque::cast_into(counters.as_ptr()),
+                0,
+                kernel::bindings::GFP_KERNEL,
+                nr,
+                key.as_ptr(),
+            )
+        })?;
+        // INVARIANT: the `n` counters were initialised just above.
+        Ok(Self { counters })
     }
 
-    /// Adds `delta` (which may be negative).
-    pub(crate) fn add(&self, delta: i64) {
+    /// The number of counters.
+    pub(crate) fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    /// Counter `i`; the last one if `i` is out of range (a caller's bug,
+    /// which gets a WARN: the total of all counters stays exact).
+    #[inline]
+    fn counter(&self, i: usize) -> *mut bindings::percpu_counter {
+        let last = self.counters.len() - 1;
+        let i = if kernel::warn_on!(i > last) { last } else { i };
+        self.counters[i].get()
+    }
+
+    /// Adds `delta` (which may be negative) to counter `i`.
+    #[inline]
+    pub(crate) fn add(&self, i: usize, delta: i64) {
         // SAFETY: `percpu_counter_batch` is a valid, aligned `int`, which CPU
         // hotplug may rewrite at any time with a plain store that does not
         // tear: read it once, like READ_ONCE(); any value is a valid batch.
         let batch =
             unsafe { Atomic::from_ptr(&raw mut bindings::percpu_counter_batch) }.load(Relaxed);
-        // SAFETY: By the type invariants, `inner` is an initialised counter.
-        unsafe { bindings::percpu_counter_add_batch(self.inner.get(), delta, batch) };
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::percpu_counter_add_batch(self.counter(i), delta, batch) };
     }
 
-    /// The exact value, folding every CPU's pending delta.
-    pub(crate) fn sum(&self) -> i64 {
-        // SAFETY: By the type invariants, `inner` is an initialised counter.
-        unsafe { bindings::__percpu_counter_sum(self.inner.get()) }
+    /// How far [`Self::read`] may be from [`Self::sum`]: less than the
+    /// batch on each CPU.
+    pub(crate) fn slack(&self) -> i64 {
+        // SAFETY: As in `add()`.
+        let batch =
+            unsafe { Atomic::from_ptr(&raw mut bindings::percpu_counter_batch) }.load(Relaxed);
+        i64::from(batch) * i64::from(kernel::cpu::nr_cpu_ids())
+    }
+
+    /// The exact value of counter `i`, folding every CPU's pending delta.
+    pub(crate) fn sum(&self, i: usize) -> i64 {
+        // SAFETY: By the type invariants, the counter is initialised.
+        unsafe { bindings::__percpu_counter_sum(self.counter(i)) }
+    }
+
+    /// Counter `i` without the CPUs' pending deltas, as
+    /// `percpu_counter_read()`: O(1), off by less than the batch per CPU.
+    pub(crate) fn read(&self, i: usize) -> i64 {
+        // SAFETY: By the type invariants the counter is initialised; its
+        // `count` is an aligned `s64` that folding updates under the
+        // counter's lock and that is read without it, as READ_ONCE().
+        unsafe { Atomic::from_ptr(&raw mut (*self.counter(i)).count) }.load(Relaxed)
+    }
+
+    /// The exact sum of all counters.
+    pub(crate) fn sum_all(&self) -> i64 {
+        (0..self.len()).map(|i| self.sum(i)).sum()
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for PercpuCounter {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariants `inner` is initialised; it is
-        // destroyed once, here, as nothing can use it after drop.
-        unsafe { bindings::percpu_counter_destroy_many(self.inner.get(), 1) };
+impl Drop for PercpuCounters {
+    fn drop(&mut self) {
+        // CAST: the length fitted in a `u32` when the counters were created.
+        let nr = self.counters.len() as u32;
+        // SAFETY: By the type invariants the counters are initialised; they
+        // are destroyed once, here, as nothing can use them after drop.
+        unsafe {
+            bindings::percpu_counter_destroy_many(Opaque::cast_into(self.counters.as_ptr()), nr)
+        };
     }
 }

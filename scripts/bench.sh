@@ -9,8 +9,8 @@
 #
 # --icount: QEMU's instruction counter (-icount shift=0,sleep=off, single-
 # threaded TCG, one CPU, no NUMA): guest time counts guest instructions,
-# for the benchmark (see make bench). KMC_ROUNDS, KMC_VARIANTS and
-# KMC_VCPUS are passed to a benchmark run (selftests/bench/bench.sh), and
+# for the benchmark (see make bench). KMC_ROUNDS, KMC_VARIANTS, KMC_VCPUS
+# and KMC_TESTS are passed to a benchmark run (selftests/bench/bench.sh), and
 # KMC_ALT_KO=<path> goes in as its "alt" module.
 #
 # MODE is tdp, legacy or shadow; a suite run takes several, each run in the
@@ -203,7 +203,7 @@ boot() {
 	while :; do
 		left=$((tmo - ($(date +%s) - start)))
 		[ $left -gt 60 ] || { echo "no time left for boot $n" >>"$out/qemu.log"; break; }
-		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_ROUNDS:+ kmc.rounds=$KMC_ROUNDS}${KMC_VARIANTS:+ kmc.variants=$KMC_VARIANTS}${KMC_VCPUS:+ kmc.vcpus=$KMC_VCPUS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
+		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_ROUNDS:+ kmc.rounds=$KMC_ROUNDS}${KMC_VARIANTS:+ kmc.variants=$KMC_VARIANTS}${KMC_VCPUS:+ kmc.vcpus=$KMC_VCPUS}${KMC_TESTS:+ kmc.tests=$KMC_TESTS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
 		[ -n "$hung" ] || break
 		if [ "$run" = suite ] && [ $n -lt 4 ] && [ "$hung_try" -lt 3 ] &&
 			[[ $hung =~ ^[a-z]+/upstream/[^+]*$ ]]; then

@@ -11,6 +11,9 @@
 # 2. The seam's own cost without a module: that kernel against the same
 #    configuration built without patches/ (build-kernel.sh bench-noseam,
 #    or noseam), KVM's built-in caches in both, in alternating boots.
+# 3. The fault path under a shrinker storm: the module alone against the
+#    module with every node scanned every 100 ms, interleaved in one boot
+#    (fault_bench and demand_paging), with what the scans found.
 #
 # By default under QEMU's instruction counter (-icount shift=0,sleep=off,
 # one CPU, no NUMA): guest time is a count of guest instructions, which
@@ -22,6 +25,7 @@
 #   KMC_BENCH_CLOCK=icount|wall  wall: multi-threaded TCG, 2 CPUs, 2 nodes
 #   KMC_MODES="tdp legacy shadow"  KMC_VCPUS="1 2"  KMC_ROUNDS=5
 #   KMC_SEAM_BOOTS=3   boots of each kernel for part 2 (0: skip part 2)
+#   KMC_STORM=1        0: skip part 3
 #   KMC_ALT_KO=<path>  a throw-away build of the module timed as a fourth
 #                      variant, "alt" (to count what one change costs)
 set -euo pipefail
@@ -32,6 +36,7 @@ modes=${KMC_MODES:-tdp legacy shadow}
 vcpus=${KMC_VCPUS:-1 2}
 rounds=${KMC_ROUNDS:-5}
 seam_boots=${KMC_SEAM_BOOTS:-3}
+storm=${KMC_STORM:-1}
 out=$KMC_ROOT/out/bench
 # Under icount (one vCPU thread) the kernels have jump labels, as
 # distributions' do (config/bench.config); under multi-threaded TCG they
@@ -68,6 +73,11 @@ if [ "$seam_boots" -gt 0 ]; then
 		bench_boot "$noseam" noseam$i builtin 2
 		bench_boot "$kernel" seam$i builtin 2
 	done
+fi
+
+if [ "$storm" = 1 ]; then
+	log "part 3: the module under a shrinker storm vs the module alone"
+	KMC_TESTS=fault_bench,demand_paging bench_boot "$kernel" storm module,storm "$rounds"
 fi
 
 python3 - "$out" "$clock" "$rounds" "$kernel" <<'PY' | tee "$out/summary.txt"
@@ -160,6 +170,35 @@ if seam:
         rs = [p["seam"] / p["noseam"] for p in full]
         print(f"{mode:<7}{test:<19}{v:>5} {fmt(statistics.median(p['noseam'] for p in full)):>9} "
               f"{fmt(statistics.median(p['seam'] for p in full)):>9} {statistics.median(rs):>6.3f} [{spread(rs)}]")
+storm_path = os.path.join(out, "storm", "results.txt")
+if os.path.exists(storm_path):
+    r, w = read(storm_path)
+    failed += w
+    found = {}
+    for line in open(storm_path, errors="replace"):
+        m = re.match(r"@@@ STORM mode=(\S+) test=(\S+) v=(\d+) round=(\d+) totals=(\d+),(\d+),(\d+),(\d+)", line)
+        if m:
+            key = (m.group(1), m.group(2), int(m.group(3)))
+            found.setdefault(key, []).append(tuple(int(x) for x in m.groups()[4:]))
+    print()
+    print("the fault path under a shrinker storm (every node scanned every 100 ms, 128 pages")
+    print("a scan): ratio per round to the module alone; per run, medians of the scans, the")
+    print("pages they freed and the caches they found in use or locked (busy)")
+    print(f"{'mode':<7}{'test':<19}{'vCPUs':>5} {'module':>9} {'storm':>9} {'ratio':>6} {'[spread]':<13}"
+          f" {'scans':>6} {'freed':>6} {'busy':>5}")
+    for (mode, test, v), rows in sorted(r.items(), key=lambda kv: (order.get(kv[0][0], 9),) + kv[0][1:]):
+        full = [x for x in rows.values() if "module" in x and "storm" in x and x["module"] > 0]
+        if not full:
+            print(f"{mode:<7}{test:<19}{v:>5}  no complete round")
+            failed.append(f"storm {mode} {test} v={v}: no complete round")
+            continue
+        rs = [x["storm"] / x["module"] for x in full]
+        f = found.get((mode, test, v), [(0, 0, 0, 0)])
+        print(f"{mode:<7}{test:<19}{v:>5} {fmt(statistics.median(x['module'] for x in full)):>9} "
+              f"{fmt(statistics.median(x['storm'] for x in full)):>9} {statistics.median(rs):>6.3f} [{spread(rs)}]"
+              f" {statistics.median(t[0] for t in f):>6} {statistics.median(t[2] for t in f):>6}"
+              f" {statistics.median(t[3] for t in f):>5}")
+
 if failed:
     print()
     print(f"FAIL: {len(failed)} runs or rows in the wrong state, left out: " + "; ".join(failed))

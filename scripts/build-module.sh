@@ -18,7 +18,7 @@ mkdir -p "$out"
 # The sources Kbuild reads, never generated files.
 rsync -a --delete --exclude=/rust/bindings_generated.rs \
 	--include=/Kbuild --include=/Makefile --include='/*.rs' --include=/rust/ \
-	--include='/rust/*.rs' --include='/rust/*.h' --include=/scripts/ \
+	--include='/rust/*.rs' --include='/rust/*.h' --include='/rust/*.c' --include=/scripts/ \
 	--include=/scripts/bindgen.sh --exclude='*' "$KMC_ROOT/" "$out/"
 make -s -C "$kdir" M="$out" LLVM=1 "$@" modules >&2 ||
 	die "module build failed (make -C $kdir M=$out $*)"

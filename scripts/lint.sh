@@ -39,9 +39,9 @@ rc=$?
 grep -qiE 'warning|error' "$tmp/clippy" && rc=1
 result lint/clippy $rc "$tmp/clippy"
 
-# checkpatch --strict: the seam series and the C selftests.
+# checkpatch --strict: the seam series, the C selftests and rust/*.[ch].
 mapfile -t patches < <(ls "$KMC_ROOT"/patches/*.patch 2>/dev/null)
-mapfile -t csrc < <(cd "$KMC_ROOT" && git ls-files -co --exclude-standard 'selftests/*.c')
+mapfile -t csrc < <(cd "$KMC_ROOT" && git ls-files -co --exclude-standard 'selftests/*.c' 'rust/*.c' 'rust/*.h')
 rc=0
 : >"$tmp/cp"
 for f in "${patches[@]}"; do

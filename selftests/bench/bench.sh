@@ -2,14 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Fault-path benchmark inside the bench guest:
-#   bench.sh MODES ROUNDS VARIANTS VCPUS
+#   bench.sh MODES ROUNDS VARIANTS VCPUS [TESTS]
 # MODES: comma-separated tdp, legacy, shadow (KVM reloaded for each).
 # VARIANTS: comma-separated, of builtin (KVM's own caches: the module is not
 # loaded), module (kvm_mmu_cache, capacity 5) and module40 (capacity 40,
 # KVM's own cache size: separates the refills of a small cache from the
 # cost of the module's calls and counting) and alt (another build of the
-# module, capacity 5, from /kmc/modules/alt/). A kernel without the seam runs
-# builtin only. VCPUS: comma-separated vCPU counts.
+# module, capacity 5, from /kmc/modules/alt/) and storm (the module, with a
+# shrinker scan of every node through /sys/kernel/debug/shrinker/ every
+# 100 ms during the run). A kernel without the seam runs builtin only.
+# VCPUS: comma-separated vCPU counts. TESTS: comma-separated, of
+# fault_bench, demand_paging and dirty_log_populate (default: all).
 #
 # Per mode, test and vCPU count: one warm-up run (not reported; the first
 # run after a load is often an outlier), then ROUNDS rounds, each running
@@ -25,7 +28,7 @@ ROUNDS=${2:-5}
 VARIANTS=$(echo "${3:-builtin,module,module40}" | tr , ' ')
 VCPUS=$(echo "${4:-1,2}" | tr , ' ')
 B=/kmc/bin
-TESTS="fault_bench demand_paging dirty_log_populate"
+TESTS=$(echo "${5:-fault_bench,demand_paging,dirty_log_populate}" | tr , ' ')
 
 echo never >/sys/kernel/mm/transparent_hugepage/enabled
 
@@ -64,7 +67,7 @@ check_variant() {
 	cap=/sys/module/kvm_mmu_cache/parameters/capacity
 	case $1 in
 	builtin) ! kmc_loaded ;;
-	module | alt) kmc_loaded && [ "$(cat $cap)" = 5 ] ;;
+	module | alt | storm) kmc_loaded && [ "$(cat $cap)" = 5 ] ;;
 	module40) kmc_loaded && [ "$(cat $cap)" = 40 ] ;;
 	esac || { echo "variant $1: the module is not in that state"; return 1; }
 }
@@ -72,10 +75,28 @@ check_variant() {
 set_variant() {	# variant
 	kmc_loaded && { kmc_unload || return 1; }
 	case $1 in
-	module) kmc_load ;;
+	module | storm) kmc_load ;;
 	module40) kmc_load capacity=40 ;;
 	alt) insmod $KO/alt/kvm_mmu_cache.ko ;;
 	esac
+}
+
+# Scans every node's share of the module's cached pages every 100 ms, as
+# memory pressure would, until killed. Before the run: the scan hands back
+# what the last variant left.
+storm() {
+	scan=$(echo /sys/kernel/debug/shrinker/kvm_mmu_cache-*/scan)
+	nodes=$(ls -d /sys/devices/system/node/node[0-9]* | sed 's/.*node//')
+	while :; do
+		for n in $nodes; do echo "0 $n 128" >"$scan"; done
+		sleep 0.1
+	done
+}
+
+# The shrinker's totals over all nodes: "scans scanned freed busy".
+shrinker_totals() {
+	awk '{ s += $5; sc += $7; f += $9; b += $11 } END { print s, sc, f, b }' \
+		/sys/kernel/debug/kvm_mmu_cache/nodes
 }
 
 run_one() {	# mode test vcpus variant round
@@ -83,7 +104,15 @@ run_one() {	# mode test vcpus variant round
 	t=wrong-variant
 	if check_variant "$4"; then
 		bound0=$(bound_vms)
-		t=$(timed "$2" "$3")
+		if [ "$4" = storm ]; then
+			storm & storm_pid=$!
+			t=$(timed "$2" "$3")
+			kill $storm_pid; wait $storm_pid 2>/dev/null
+			[ "$5" = warmup ] ||
+				echo "@@@ STORM mode=$1 test=$2 v=$3 round=$5 totals=$(shrinker_totals | tr ' ' ,)"
+		else
+			t=$(timed "$2" "$3")
+		fi
 		t=${t:-none}
 		# A module variant must have bound the run's VM.
 		if [ "$t" != none ] && [ "$4" != builtin ] && [ "$(bound_vms)" -le "$bound0" ]; then

@@ -42,6 +42,18 @@ must /kmc/bin/kmc_counter_test
 echo "unused_pages after the VM: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pages)," \
 	"recount $(cat /sys/kernel/debug/kvm_mmu_cache/recount)"
 
+step "NUMA-aware page tables: a VM whose memory is on node 1, its vCPU on node 0"
+must /kmc/bin/kmc_numa_test place on
+
+step "reclaim: idle VMs' cached pages before and after one drop_caches"
+must /kmc/bin/kmc_shrinker_test drop
+echo "per node, unused cached pages and what the shrinker did:"
+cat /sys/kernel/debug/kvm_mmu_cache/nodes
+
+step "reclaim of one node through /sys/kernel/debug/shrinker/"
+ls -d /sys/kernel/debug/shrinker/kvm_mmu_cache-*
+must /kmc/bin/kmc_shrinker_test node -v 1
+
 step "rmmod while a VM is bound is refused; a VM created before insmod is never bound"
 must /kmc/bin/kmc_binding_test bound
 must kmc_unload

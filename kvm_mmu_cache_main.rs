@@ -6,8 +6,9 @@
 //! supplies the pages KVM's MMU builds its page tables from: each VM created
 //! while it is loaded gets, per vCPU, a page-table cache and a shadowed-info
 //! cache, each a [`MmuMemoryCache`] whose unused pages are counted exactly in
-//! one global [`PercpuCounter`], and its eager splits' page tables. Counts are
-//! visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
+//! one [`PercpuCounters`] per node, and its eager splits' page tables. A
+//! shrinker (`shrinker.rs`) gives unused pages back under memory pressure.
+//! Counts are visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`. A
@@ -17,6 +18,7 @@
 //! its own into `Shared::retired` under `vms`, so that [`Shared::totals`] is
 //! exact. The fault path takes no lock of the module's but, briefly, a
 //! cache's mutex to wait for a task that is reading or emptying that cache.
+//! The shrinker takes the same locks in the same order, but only trylocks.
 
 // Every `unsafe` block is in `rust/` (allowed per module below), behind a
 // safe API.
@@ -41,6 +43,12 @@ mod percpu_counter;
 #[allow(unsafe_code)]
 #[path = "rust/provider.rs"]
 mod provider;
+// The shrinker itself; `shrinker` is the kernel-side abstraction.
+#[path = "shrinker.rs"]
+mod reclaim;
+#[allow(unsafe_code)]
+#[path = "rust/shrinker.rs"]
+mod shrinker;
 
 use kernel::{
     debugfs,
@@ -60,9 +68,10 @@ use kernel::{
 };
 use mmu_memory_cache::MmuMemoryCache;
 use numa::NodeCaches;
-use percpu_counter::PercpuCounter;
+use percpu_counter::PercpuCounters;
 use provider::{
     new_kvm_page,
+    nr_node_ids,
     CacheType,
     EnableCap,
     Gfp,
@@ -77,6 +86,10 @@ use provider::{
     Vcpu,
     VcpuCallback,
     VcpuId, //
+};
+use reclaim::{
+    NodeReclaimStats,
+    PageShrinker, //
 };
 
 module! {
@@ -105,8 +118,14 @@ module_param::ranged_u32_param!(
 /// State shared by every VM bound to the module.
 #[pin_data]
 struct Shared {
-    /// Unused pages in all caches, exactly (see [`MmuMemoryCache`]).
-    unused_pages: Arc<PercpuCounter>,
+    /// Unused pages in all caches, exactly, one counter per node (see
+    /// [`MmuMemoryCache`]).
+    unused_pages: Arc<PercpuCounters>,
+    /// What the shrinker did, per node.
+    reclaim_stats: KVec<NodeReclaimStats>,
+    /// Where the shrinker's next scan starts in `vms` (and in each VM's
+    /// vCPUs), modulo their number.
+    scan_cursor: Atomic<u64>,
     /// Pages each cache holds at most.
     capacity: i32,
     /// Live VMs, for the recount and debugfs.
@@ -544,10 +563,12 @@ fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
 ///
 /// Fields drop in declaration order: the registration first, so that no VM
 /// can bind any more (none is bound: each holds a reference on the module),
-/// then the debugfs files, then the directory and the shared state.
+/// then the shrinker (its drop waits for its callbacks), then the debugfs
+/// files, then the directory and the shared state.
 struct KvmMmuCache {
     #[cfg(not(kmc_mutant = "no_bind"))]
     _registration: Pin<KBox<Registration<CacheProvider>>>,
+    _shrinker: Pin<KBox<shrinker::Registration<PageShrinker>>>,
     _files: KVec<debugfs_files::GlobalFile>,
     _shared: Arc<Shared>,
     _debugfs: debugfs::Dir,
@@ -561,7 +582,12 @@ impl kernel::Module for KvmMmuCache {
         let vms_dir = debugfs.subdir(c"vms");
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
-                unused_pages: Arc::pin_init(PercpuCounter::new(static_lock_class!()), GFP_KERNEL)?,
+                unused_pages: Arc::new(
+                    PercpuCounters::new(nr_node_ids(), static_lock_class!())?,
+                    GFP_KERNEL,
+                )?,
+                reclaim_stats: NodeReclaimStats::per_node(nr_node_ids())?,
+                scan_cursor: Atomic::new(0),
                 // CAST: `capacity` is at most `MAX_CAPACITY`, enforced by the
                 // parameter.
                 capacity: capacity as i32,
@@ -573,6 +599,16 @@ impl kernel::Module for KvmMmuCache {
             GFP_KERNEL,
         )?;
         let files = debugfs_files::global_files(&debugfs, &shared)?;
+        let shrinker = KBox::pin_init(
+            shrinker::Registration::new(
+                c"kvm_mmu_cache",
+                shrinker::Flags::NUMA_AWARE,
+                Ok::<_, Error>(PageShrinker {
+                    shared: shared.clone(),
+                }),
+            ),
+            GFP_KERNEL,
+        )?;
         // Last: VMs may bind as soon as the provider is registered.
         // The `no_bind` mutant never registers: no VM ever binds.
         #[cfg(not(kmc_mutant = "no_bind"))]
@@ -589,6 +625,7 @@ impl kernel::Module for KvmMmuCache {
         Ok(Self {
             #[cfg(not(kmc_mutant = "no_bind"))]
             _registration: registration,
+            _shrinker: shrinker,
             _files: files,
             _shared: shared,
             _debugfs: debugfs,

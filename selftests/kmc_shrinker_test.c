@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The module's shrinker gives unused cached pages back, and nothing else.
+ *
+ *   kmc_shrinker_test drop [-v VCPUS]: idle VMs whose caches are full; one
+ *     "echo 2 > drop_caches" frees every unused page (unused_pages and its
+ *     recount 0, the shrinker's freed count up by exactly what was cached)
+ *     and no page table in use (SecPageTables unchanged); the VMs then run
+ *     on, check their memory and refill their caches, with no miss.
+ *   kmc_shrinker_test node: two VMs whose vCPU threads are bound to nodes 0
+ *     and 1; a scan of node 1 through /sys/kernel/debug/shrinker/ frees
+ *     node 1's pages only, and the shrinker's count matches the module's.
+ *   kmc_shrinker_test storm [-v VCPUS] [-r ROUNDS]: vCPUs fault fresh memory
+ *     while another thread drops caches and scans every node every 100 ms:
+ *     the guests' memory is right, no cache missed, counter == recount.
+ *   kmc_shrinker_test pressure: idle VMs, then real reclaim: memory.reclaim
+ *     of the root cgroup, then a memory hog; the caches are reclaimed.
+ */
+#include <fcntl.h>
+#include <glob.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <linux/mempolicy.h>
+#include <linux/sizes.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kmc_util.h"
+
+#define NR_VMS		2
+#define MAX_VCPUS	4
+#define TEST_SLOT	10
+#define TEST_GPA	BIT_ULL(32)
+#define MAX_ROUNDS	16
+
+static int nr_vcpus = 2, rounds = 6;
+static struct kvm_vm *vms[NR_VMS];
+static struct kvm_vcpu *vcpus[NR_VMS][MAX_VCPUS];
+/* The node each VM's vCPU threads allocate from, or -1. */
+static int vm_node[NR_VMS] = { -1, -1 };
+static int storm_stop;
+
+/* One line of the module's "nodes" file. */
+struct kmc_node {
+	long unused, scans, scanned, freed, busy;
+};
+
+static int read_nodes(struct kmc_node *nodes, int max)
+{
+	char line[256];
+	int n = 0, id;
+	FILE *f = fopen(KMC_DEBUGFS "/nodes", "r");
+
+	TEST_ASSERT(f, "open " KMC_DEBUGFS "/nodes");
+	while (fgets(line, sizeof(line), f) && n < max) {
+		struct kmc_node *c = &nodes[n];
+
+		TEST_ASSERT(sscanf(line,
+				   "node%d unused %ld scans %ld scanned %ld freed %ld busy %ld",
+				   &id, &c->unused, &c->scans, &c->scanned, &c->freed,
+				   &c->busy) == 6 && id == n,
+			    "parse '%s' in nodes", line);
+		n++;
+	}
+	fclose(f);
+	TEST_ASSERT(n > 0, "no node in " KMC_DEBUGFS "/nodes");
+	return n;
+}
+
+static long total_freed(void)
+{
+	struct kmc_node nodes[KMC_MAX_NODES];
+	int i, n = read_nodes(nodes, KMC_MAX_NODES);
+	long freed = 0;
+
+	for (i = 0; i < n; i++)
+		freed += nodes[i].freed;
+	return freed;
+}
+
+static void write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	TEST_ASSERT(fd >= 0, "open %s", path);
+	TEST_ASSERT(write(fd, s, strlen(s)) == (ssize_t)strlen(s), "write '%s' to %s", s, path);
+	close(fd);
+}
+
+/* What "echo 2 > /proc/sys/vm/drop_caches" does: every shrinker, every node. */
+static void drop_slab(void)
+{
+	write_file("/proc/sys/vm/drop_caches", "2");
+}
+
+/* The shrinker's directory in /sys/kernel/debug/shrinker/. */
+static const char *shrinker_dir(void)
+{
+	static char path[256];
+	glob_t g;
+
+	TEST_ASSERT(!glob("/sys/kernel/debug/shrinker/kvm_mmu_cache-*", 0, NULL, &g) &&
+		    g.gl_pathc == 1, "one kvm_mmu_cache shrinker in /sys/kernel/debug/shrinker");
+	snprintf(path, sizeof(path), "%s", g.gl_pathv[0]);
+	globfree(&g);
+	return path;
+}
+
+static void scan_node(int node, long nr)
+{
+	char path[300], cmd[64];
+
+	snprintf(path, sizeof(path), "%s/scan", shrinker_dir());
+	snprintf(cmd, sizeof(cmd), "0 %d %ld", node, nr);
+	write_file(path, cmd);
+}
+
+struct run_arg {
+	struct kvm_vcpu *vcpu;
+	int node;
+	int syncs;
+};
+
+static void *run_vcpu(void *data)
+{
+	struct run_arg *a = data;
+	unsigned long mask = 1UL << a->node;
+	int i;
+
+	if (a->node >= 0)
+		TEST_ASSERT(!syscall(__NR_set_mempolicy, MPOL_BIND, &mask, 64),
+			    "set_mempolicy(MPOL_BIND, node %d)", a->node);
+	for (i = 0; i < a->syncs; i++)
+		kmc_run_to_sync(a->vcpu);
+	return NULL;
+}
+
+/* Runs every vCPU @syncs times to its next GUEST_SYNC, in parallel. */
+static void run_all(int syncs)
+{
+	pthread_t threads[NR_VMS][MAX_VCPUS];
+	struct run_arg args[NR_VMS][MAX_VCPUS];
+	int v, i;
+
+	for (v = 0; v < NR_VMS; v++)
+		for (i = 0; i < nr_vcpus; i++) {
+			args[v][i] = (struct run_arg){ vcpus[v][i], vm_node[v], syncs };
+			pthread_create(&threads[v][i], NULL, run_vcpu, &args[v][i]);
+		}
+	for (v = 0; v < NR_VMS; v++)
+		for (i = 0; i < nr_vcpus; i++)
+			pthread_join(threads[v][i], NULL);
+}
+
+static void create_vms(int nr_rounds)
+{
+	int v;
+
+	for (v = 0; v < NR_VMS; v++) {
+		vms[v] = vm_create_with_vcpus(nr_vcpus, kmc_guest_fault_rounds, vcpus[v]);
+		kmc_add_round_memory(vms[v], vcpus[v], nr_vcpus, TEST_GPA, TEST_SLOT,
+				     nr_rounds);
+		TEST_ASSERT(kmc_vm_dir(vms[v]), "VM %d is not bound to the module", v);
+	}
+}
+
+static void free_vms(void)
+{
+	int v;
+
+	for (v = 0; v < NR_VMS; v++)
+		kvm_vm_free(vms[v]);
+}
+
+/* Pages a quiet vCPU's caches hold: page tables, and shadowed info if shadowing. */
+static long full_pages_per_vcpu(void)
+{
+	return kmc_capacity() * (kmc_shadow_paging() ? 2 : 1);
+}
+
+/* Every cache of every vCPU is full, none missed; returns the pages held. */
+static long assert_all_full(void)
+{
+	long total = 0;
+	int v, i;
+
+	for (v = 0; v < NR_VMS; v++)
+		for (i = 0; i < nr_vcpus; i++)
+			total += kmc_assert_vcpu_full(kmc_vm_dir(vms[v]), i);
+	return total;
+}
+
+static void assert_all_empty(void)
+{
+	int v, i;
+
+	for (v = 0; v < NR_VMS; v++)
+		for (i = 0; i < nr_vcpus; i++) {
+			struct kmc_vcpu_caches c = kmc_read_vcpu(kmc_vm_dir(vms[v]), i);
+
+			TEST_ASSERT(c.page_table.free == 0 && c.shadowed_info.free == 0,
+				    "vm %d vcpu %d keeps %ld + %ld pages after reclaim", v, i,
+				    c.page_table.free, c.shadowed_info.free);
+		}
+}
+
+static void test_drop(void)
+{
+	long expected, unused, freed, kb, kb_vms, after;
+	struct kmc_stats before = kmc_stats();
+
+	kb = kmc_sec_page_tables_kb();
+	create_vms(3);
+	/* A round of fresh memory, then a fault that only refills. */
+	run_all(2);
+	expected = (long)NR_VMS * nr_vcpus * full_pages_per_vcpu();
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+	TEST_ASSERT_EQ(kmc_unused_pages(), expected);
+
+	kb_vms = kmc_sec_page_tables_kb();
+	freed = total_freed();
+	drop_slab();
+	unused = kmc_unused_pages();
+	after = kmc_sec_page_tables_kb();
+	printf("drop_caches: unused_pages %ld -> %ld, shrinker freed %ld, ",
+	       expected, unused, total_freed() - freed);
+	printf("SecPageTables %ld -> %ld kB\n", kb_vms, after);
+	TEST_ASSERT_EQ(unused, 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+	TEST_ASSERT_EQ(total_freed() - freed, expected);
+	TEST_ASSERT_EQ(after, kb_vms);
+	assert_all_empty();
+
+	/* The VMs run on: the next round checks the last one and refills. */
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+	TEST_ASSERT_EQ(kmc_unused_pages(), expected);
+	TEST_ASSERT_EQ(kmc_recount(), expected);
+	TEST_ASSERT_EQ(kmc_stats().misses, before.misses);
+
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	kmc_assert_sec_page_tables_back(kb);
+	printf("ok: one drop_caches freed all %ld unused pages, no page table in use\n",
+	       expected);
+}
+
+/* The shrinker's own count file: "<memcg> <node 0> <node 1>...", or nothing. */
+static long shrinker_count(int node)
+{
+	char path[300], line[512], *p;
+	long count = 0;
+	int i;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/count", shrinker_dir());
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	if (fgets(line, sizeof(line), f)) {
+		p = line;
+		strtoul(p, &p, 10);
+		for (i = 0; i <= node; i++)
+			count = strtol(p, &p, 10);
+	}
+	fclose(f);
+	return count;
+}
+
+static void test_node(void)
+{
+	struct kmc_node nodes[KMC_MAX_NODES], after[KMC_MAX_NODES];
+	long per_vm, freed;
+	int n;
+
+	n = read_nodes(nodes, KMC_MAX_NODES);
+	__TEST_REQUIRE(n >= 2, "needs 2 NUMA nodes");
+	vm_node[0] = 0;
+	vm_node[1] = 1;
+	create_vms(3);
+	run_all(2);
+	per_vm = nr_vcpus * full_pages_per_vcpu();
+	TEST_ASSERT_EQ(assert_all_full(), 2 * per_vm);
+
+	read_nodes(nodes, n);
+	printf("before: node0 %ld node1 %ld pages; shrinker count %ld %ld\n",
+	       nodes[0].unused, nodes[1].unused, shrinker_count(0), shrinker_count(1));
+	TEST_ASSERT_EQ(nodes[0].unused, per_vm);
+	TEST_ASSERT_EQ(nodes[1].unused, per_vm);
+	TEST_ASSERT_EQ(shrinker_count(0), per_vm);
+	TEST_ASSERT_EQ(shrinker_count(1), per_vm);
+
+	scan_node(1, 1000);
+	read_nodes(after, n);
+	freed = after[1].freed - nodes[1].freed;
+	printf("scan of node 1: node0 %ld node1 %ld pages, %ld freed on node 1, %ld on node 0\n",
+	       after[0].unused, after[1].unused, freed, after[0].freed - nodes[0].freed);
+	TEST_ASSERT_EQ(after[1].unused, 0);
+	TEST_ASSERT_EQ(after[0].unused, per_vm);
+	TEST_ASSERT_EQ(freed, per_vm);
+	TEST_ASSERT_EQ(after[0].freed, nodes[0].freed);
+	TEST_ASSERT_EQ(kmc_unused_pages(), per_vm);
+	TEST_ASSERT_EQ(kmc_recount(), per_vm);
+
+	/* A scan asks for at most nr_to_scan: 3 pages of node 0 go. */
+	scan_node(0, 3);
+	TEST_ASSERT_EQ(kmc_unused_pages(), per_vm - 3);
+	scan_node(0, 1000);
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), 2 * per_vm);
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	printf("ok: a scan of one node frees that node's pages only\n");
+}
+
+static void *storm(void *arg)
+{
+	struct kmc_node scratch[KMC_MAX_NODES];
+	int nodes = read_nodes(scratch, KMC_MAX_NODES), i;
+	long *passes = arg;
+
+	while (!READ_ONCE(storm_stop)) {
+		drop_slab();
+		for (i = 0; i < nodes; i++)
+			scan_node(i, 128);
+		(*passes)++;
+		usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+static void test_storm(void)
+{
+	struct kmc_stats before = kmc_stats(), after;
+	long passes = 0, freed = total_freed(), unused, recount;
+	pthread_t t;
+
+	create_vms(rounds);
+	pthread_create(&t, NULL, storm, &passes);
+	/* Each round's guest code checks the round before. */
+	run_all(2 * rounds);
+	WRITE_ONCE(storm_stop, 1);
+	pthread_join(t, NULL);
+
+	after = kmc_stats();
+	unused = kmc_unused_pages();
+	recount = kmc_recount();
+	printf("%d rounds x %d vCPUs x %d VMs under %ld reclaim passes: %ld pages freed, ",
+	       rounds, nr_vcpus, NR_VMS, passes, total_freed() - freed);
+	printf("allocs %ld, misses %ld, unused %ld recount %ld\n",
+	       after.allocs - before.allocs, after.misses - before.misses, unused, recount);
+	TEST_ASSERT(passes > 0, "no reclaim pass ran");
+	TEST_ASSERT(after.allocs > before.allocs, "the module handed out no page");
+	TEST_ASSERT_EQ(after.misses, before.misses);
+	TEST_ASSERT_EQ(unused, recount);
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+	printf("ok: faults under a reclaim storm: correct memory, no miss, exact counts\n");
+}
+
+static long mem_available_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	TEST_ASSERT(f, "open /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/*
+ * A child that touches memory until reclaim has taken pages of the module's
+ * caches (fewer than @full left), or it is OOM-killed (it is the first
+ * choice), or it has touched @limit_kb.
+ */
+static void hog(long full, long limit_kb)
+{
+	long done = 0, chunk = SZ_16M;
+
+	write_file("/proc/self/oom_score_adj", "1000");
+	while (done < limit_kb * 1024) {
+		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+		/* MAP_POPULATE allocates every page: no need to touch them. */
+		if (p == MAP_FAILED)
+			break;
+		done += chunk;
+		if (kmc_unused_pages() < full)
+			break;
+	}
+	_exit(0);
+}
+
+static void test_pressure(void)
+{
+	long expected, freed, unused;
+	int status;
+	pid_t pid;
+
+	create_vms(3);
+	run_all(2);
+	expected = (long)NR_VMS * nr_vcpus * full_pages_per_vcpu();
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+
+	/* Reclaim as under a cgroup's limit, on the root cgroup. */
+	mkdir("/sys/fs/cgroup", 0755);
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK))
+		TEST_ASSERT(!mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL),
+			    "mount cgroup2");
+	freed = total_freed();
+	if (!access("/sys/fs/cgroup/memory.reclaim", W_OK)) {
+		int fd = open("/sys/fs/cgroup/memory.reclaim", O_WRONLY);
+
+		/* EAGAIN once it cannot reclaim the whole amount: expected. */
+		TEST_ASSERT(fd >= 0, "open memory.reclaim");
+		(void)!write(fd, "8G", 2);
+		close(fd);
+		unused = kmc_unused_pages();
+		printf("memory.reclaim: unused_pages %ld -> %ld, shrinker freed %ld\n",
+		       expected, unused, total_freed() - freed);
+		TEST_ASSERT(total_freed() > freed, "memory.reclaim freed no cached page");
+	} else {
+		printf("no memory.reclaim at the root cgroup (%s): skipped\n", strerror(errno));
+		TEST_ASSERT(!system("ls /sys/fs/cgroup"), "ls /sys/fs/cgroup");
+	}
+
+	/* Refill, then a hog that needs more memory than the guest has. */
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+	freed = total_freed();
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork");
+	if (!pid)
+		hog(expected, 2 * mem_available_kb());
+	TEST_ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	unused = kmc_unused_pages();
+	printf("memory hog (%s): unused_pages %ld -> %ld, shrinker freed %ld\n",
+	       WIFSIGNALED(status) ? "OOM-killed" : "exited", expected, unused,
+	       total_freed() - freed);
+	TEST_ASSERT(total_freed() > freed, "the memory hog's reclaim freed no cached page");
+	TEST_ASSERT_EQ(kmc_recount(), unused);
+
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	printf("ok: real reclaim takes the caches' unused pages\n");
+}
+
+int main(int argc, char *argv[])
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	int opt;
+
+	optind = 2;
+	while ((opt = getopt(argc, argv, "v:r:")) != -1) {
+		switch (opt) {
+		case 'v':
+			nr_vcpus = atoi(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		default:
+			TEST_FAIL("usage: %s drop|node|storm|pressure [-v VCPUS] [-r ROUNDS]",
+				  argv[0]);
+		}
+	}
+	TEST_ASSERT(nr_vcpus >= 1 && nr_vcpus <= MAX_VCPUS && rounds >= 1 &&
+		    rounds <= MAX_ROUNDS, "bad -v %d -r %d", nr_vcpus, rounds);
+	TEST_REQUIRE(kmc_loaded());
+	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
+	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+
+	if (!strcmp(mode, "drop"))
+		test_drop();
+	else if (!strcmp(mode, "node"))
+		test_node();
+	else if (!strcmp(mode, "storm"))
+		test_storm();
+	else if (!strcmp(mode, "pressure"))
+		test_pressure();
+	else
+		TEST_FAIL("usage: %s drop|node|storm|pressure [-v VCPUS] [-r ROUNDS]", argv[0]);
+	return 0;
+}

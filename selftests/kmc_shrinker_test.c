@@ -13,15 +13,17 @@
  *   kmc_shrinker_test storm [-v VCPUS] [-r ROUNDS]: vCPUs fault fresh memory
  *     while another thread drops caches and scans every node every 100 ms:
  *     the guests' memory is right, no cache missed, counter == recount.
- *   kmc_shrinker_test pressure: idle VMs, then real reclaim: memory.reclaim
- *     of the root cgroup, then a memory hog; the caches are reclaimed.
+ *   kmc_shrinker_test pressure: idle VMs, then a memory hog that needs more
+ *     than the guest has: kswapd and direct reclaim take the caches' pages
+ *     (the hog stops there, or is OOM-killed); the VMs then refill.
+ *     (A cgroup's own limit does not reach the shrinker: it is not
+ *     memcg-aware, see Documentation/kvm_mmu_cache.rst.)
  */
 #include <fcntl.h>
 #include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -418,31 +420,7 @@ static void test_pressure(void)
 	expected = (long)NR_VMS * nr_vcpus * full_pages_per_vcpu();
 	TEST_ASSERT_EQ(assert_all_full(), expected);
 
-	/* Reclaim as under a cgroup's limit, on the root cgroup. */
-	mkdir("/sys/fs/cgroup", 0755);
-	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK))
-		TEST_ASSERT(!mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL),
-			    "mount cgroup2");
-	freed = total_freed();
-	if (!access("/sys/fs/cgroup/memory.reclaim", W_OK)) {
-		int fd = open("/sys/fs/cgroup/memory.reclaim", O_WRONLY);
-
-		/* EAGAIN once it cannot reclaim the whole amount: expected. */
-		TEST_ASSERT(fd >= 0, "open memory.reclaim");
-		(void)!write(fd, "8G", 2);
-		close(fd);
-		unused = kmc_unused_pages();
-		printf("memory.reclaim: unused_pages %ld -> %ld, shrinker freed %ld\n",
-		       expected, unused, total_freed() - freed);
-		TEST_ASSERT(total_freed() > freed, "memory.reclaim freed no cached page");
-	} else {
-		printf("no memory.reclaim at the root cgroup (%s): skipped\n", strerror(errno));
-		TEST_ASSERT(!system("ls /sys/fs/cgroup"), "ls /sys/fs/cgroup");
-	}
-
-	/* Refill, then a hog that needs more memory than the guest has. */
-	run_all(2);
-	TEST_ASSERT_EQ(assert_all_full(), expected);
+	/* A hog that needs more memory than the guest has. */
 	freed = total_freed();
 	pid = fork();
 	TEST_ASSERT(pid >= 0, "fork");

@@ -98,11 +98,12 @@ fn show_nodes(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::f
     for (node, stats) in shared.reclaim_stats.iter().enumerate() {
         writeln!(
             f,
-            "node{node} unused {} scans {} scanned {} freed {} busy {}",
+            "node{node} unused {} scans {} scanned {} freed {} visited {} busy {}",
             shared.unused_pages.sum(node),
             stats.scans.load(Relaxed),
             stats.scanned.load(Relaxed),
             stats.freed.load(Relaxed),
+            stats.visited.load(Relaxed),
             stats.busy.load(Relaxed),
         )?;
     }

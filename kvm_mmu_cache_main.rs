@@ -7,13 +7,14 @@
 //! while it is loaded gets, per vCPU, a page-table cache and a shadowed-info
 //! cache, each a [`MmuMemoryCache`] whose unused pages are counted exactly in
 //! one [`PercpuCounters`] per node, and its eager splits' page tables. A
-//! shrinker (`shrinker.rs`) gives unused pages back under memory pressure.
+//! shrinker (`reclaim.rs`) gives unused pages back under memory pressure.
 //! Counts are visible under `/sys/kernel/debug/kvm_mmu_cache/` (see
 //! `Documentation/kvm_mmu_cache.rst`).
 //!
 //! Lock order: `Shared::vms`, then a VM's `vcpus`, then its `dir`. A
-//! cache's mutex is a leaf, never held with another of the module's locks:
-//! the debugfs recount copies the lists first. A vCPU leaving `vcpus` folds
+//! cache's mutex comes last, and only the shrinker holds it with another of
+//! the module's locks (trylocking all of them): the debugfs recount copies
+//! the lists first. A vCPU leaving `vcpus` folds
 //! its statistics into its VM's `retired` under `vcpus`, a VM leaving `vms`
 //! its own into `Shared::retired` under `vms`, so that [`Shared::totals`] is
 //! exact. The fault path takes no lock of the module's but, briefly, a
@@ -43,8 +44,6 @@ mod percpu_counter;
 #[allow(unsafe_code)]
 #[path = "rust/provider.rs"]
 mod provider;
-// The shrinker itself; `shrinker` is the kernel-side abstraction.
-#[path = "shrinker.rs"]
 mod reclaim;
 #[allow(unsafe_code)]
 #[path = "rust/shrinker.rs"]
@@ -123,9 +122,6 @@ struct Shared {
     unused_pages: Arc<PercpuCounters>,
     /// What the shrinker did, per node.
     reclaim_stats: KVec<NodeReclaimStats>,
-    /// Where the shrinker's next scan starts in `vms` (and in each VM's
-    /// vCPUs), modulo their number.
-    scan_cursor: Atomic<u64>,
     /// Pages each cache holds at most.
     capacity: i32,
     /// Live VMs, for the recount and debugfs.
@@ -587,7 +583,6 @@ impl kernel::Module for KvmMmuCache {
                     GFP_KERNEL,
                 )?,
                 reclaim_stats: NodeReclaimStats::per_node(nr_node_ids())?,
-                scan_cursor: Atomic::new(0),
                 // CAST: `capacity` is at most `MAX_CAPACITY`, enforced by the
                 // parameter.
                 capacity: capacity as i32,

@@ -6,7 +6,9 @@
  */
 #include <linux/build_bug.h>
 #include <linux/mm.h>
+#include <linux/percpu_counter.h>
 #include <linux/shrinker.h>
+#include <linux/swap.h>
 
 #include "helpers.h"
 
@@ -14,6 +16,21 @@
 int kmc_virt_to_nid(const void *addr)
 {
 	return page_to_nid(virt_to_page(addr));
+}
+
+/*
+ * percpu_counter_read_positive(): the counter without its CPUs' pending
+ * deltas, read racily as C does.
+ */
+s64 kmc_percpu_counter_read_positive(struct percpu_counter *fbc)
+{
+	return percpu_counter_read_positive(fbc);
+}
+
+/* Credits pages a shrinker freed to the reclaim in progress, if any. */
+void kmc_account_reclaimed_pages(unsigned long pages)
+{
+	mm_account_reclaimed_pages(pages);
 }
 
 /* What rust/shrinker.rs takes the shrinker's sentinels to be. */

@@ -3,6 +3,12 @@
 #ifndef KMC_HELPERS_H
 #define KMC_HELPERS_H
 
+#include <linux/types.h>
+
+struct percpu_counter;
+
 int kmc_virt_to_nid(const void *addr);
+s64 kmc_percpu_counter_read_positive(struct percpu_counter *fbc);
+void kmc_account_reclaimed_pages(unsigned long pages);
 
 #endif /* KMC_HELPERS_H */

@@ -19,9 +19,11 @@
 //! done, never the other way round.
 //!
 //! Lock order: a cache's mutex is a leaf but for the shrinker, which only
-//! ever trylocks it (see `shrinker.rs`). The vCPU takes it only to wait for
+//! ever trylocks it, holding the VM list and a VM's vCPU list (see
+//! `reclaim.rs`). The vCPU takes it only to wait for
 //! another task (in `topup`, holding `vcpu->mutex` and KVM's SRCU read lock,
-//! no spinlock); other tasks lock it holding none of the module's locks.
+//! no spinlock); other tasks lock it holding none of the module's locks, or
+//! trylock it.
 
 use crate::{
     bindings,
@@ -113,8 +115,9 @@ unsafe fn page_node(obj: *mut c_void) -> usize {
 }
 
 /// What [`MmuMemoryCache::reclaim`] did.
+#[derive(Default)]
 pub(crate) struct Reclaimed {
-    /// Pages of the node looked at.
+    /// Pages of the node looked at, freed or not.
     pub(crate) scanned: usize,
     /// Pages freed.
     pub(crate) freed: usize,
@@ -297,6 +300,15 @@ impl MmuMemoryCache {
         if unsafe { kernel::bindings::mutex_trylock(self.lock.get()) } == 0 {
             return None;
         }
+        // The `reclaim_in_use` mutant breaks the invariant on purpose: the
+        // shrinker takes caches whose vCPU is in a fault.
+        if cfg!(kmc_mutant = "reclaim_in_use") {
+            self.busy.xchg(true, Full);
+            return Some(IdleGuard {
+                cache: self,
+                _not_send: kernel::types::NotThreadSafe,
+            });
+        }
         // SAFETY: Locked just above, in this task.
         unsafe { self.idle_or_unlock() }
     }
@@ -335,7 +347,8 @@ impl MmuMemoryCache {
         unsafe { (*self.cache.get()).nobjs }
     }
 
-    /// Adds `delta` to the node counter of each of the objects `from..to`.
+    /// Adds `delta` to the node counter of each of the objects `from..to`,
+    /// once per run of objects on the same node (usually one run).
     ///
     /// # Safety
     ///
@@ -343,12 +356,23 @@ impl MmuMemoryCache {
     unsafe fn add_to_node_counters(&self, from: i32, to: i32, delta: i64) {
         // SAFETY: By the caller's contract.
         let objects = unsafe { (*self.cache.get()).objects };
+        let mut run: Option<(usize, i64)> = None;
         for i in from..to {
             // CAST: `0 <= i < nobjs`, a small non-negative `int`.
             // SAFETY: By the caller's contract `i` is below `nobjs`: a valid
             // object, a page of the direct map.
             let node = unsafe { page_node(*objects.add(i as usize)) };
-            self.counters.add(node, delta);
+            run = match run {
+                Some((n, sum)) if n == node => Some((n, sum + delta)),
+                Some((n, sum)) => {
+                    self.counters.add(n, sum);
+                    Some((node, delta))
+                }
+                None => Some((node, delta)),
+            };
+        }
+        if let Some((n, sum)) = run {
+            self.counters.add(n, sum);
         }
     }
 
@@ -526,10 +550,7 @@ impl MmuMemoryCache {
     pub(crate) fn reclaim(&self, node: usize, budget: usize) -> Option<Reclaimed> {
         let guard = self.try_lock_idle()?;
         let nobjs = guard.nobjs();
-        let mut done = Reclaimed {
-            scanned: 0,
-            freed: 0,
-        };
+        let mut done = Reclaimed::default();
         // SAFETY: This task may touch the cache (`guard`).
         let objects = unsafe { (*self.cache.get()).objects };
         let mut kept = 0;
@@ -542,8 +563,10 @@ impl MmuMemoryCache {
             let obj_node = unsafe { page_node(obj) };
             // The `reclaim_any_node` mutant frees pages of every node.
             let on_node = obj_node == node || cfg!(kmc_mutant = "reclaim_any_node");
-            if done.freed < budget && on_node {
+            if on_node {
                 done.scanned += 1;
+            }
+            if done.freed < budget && on_node {
                 done.freed += 1;
                 // SAFETY: A cached page is an unused order-0 page from the
                 // page allocator, which no one else refers to; it leaves the

@@ -72,49 +72,49 @@ impl PercpuCounters {
         self.counters.len()
     }
 
-    /// Counter `i`; the last one if `i` is out of range (a caller's bug,
-    /// which gets a WARN: the total of all counters stays exact).
+    /// Counter `i`, or `None` if `i` is out of range: a caller's bug, which
+    /// gets a WARN.
     #[inline]
-    fn counter(&self, i: usize) -> *mut bindings::percpu_counter {
-        let last = self.counters.len() - 1;
-        let i = if kernel::warn_on!(i > last) { last } else { i };
-        self.counters[i].get()
+    fn counter(&self, i: usize) -> Option<*mut bindings::percpu_counter> {
+        let counter = self.counters.get(i);
+        if kernel::warn_on!(counter.is_none()) {
+            return None;
+        }
+        counter.map(Opaque::get)
     }
 
     /// Adds `delta` (which may be negative) to counter `i`.
     #[inline]
     pub(crate) fn add(&self, i: usize, delta: i64) {
+        let Some(counter) = self.counter(i) else {
+            return;
+        };
         // SAFETY: `percpu_counter_batch` is a valid, aligned `int`, which CPU
         // hotplug may rewrite at any time with a plain store that does not
         // tear: read it once, like READ_ONCE(); any value is a valid batch.
         let batch =
             unsafe { Atomic::from_ptr(&raw mut bindings::percpu_counter_batch) }.load(Relaxed);
         // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::percpu_counter_add_batch(self.counter(i), delta, batch) };
+        unsafe { bindings::percpu_counter_add_batch(counter, delta, batch) };
     }
 
-    /// How far [`Self::read`] may be from [`Self::sum`]: less than the
-    /// batch on each CPU.
-    pub(crate) fn slack(&self) -> i64 {
-        // SAFETY: As in `add()`.
-        let batch =
-            unsafe { Atomic::from_ptr(&raw mut bindings::percpu_counter_batch) }.load(Relaxed);
-        i64::from(batch) * i64::from(kernel::cpu::nr_cpu_ids())
-    }
-
-    /// The exact value of counter `i`, folding every CPU's pending delta.
+    /// The exact value of counter `i`, folding every CPU's pending delta
+    /// (0 if `i` is out of range).
     pub(crate) fn sum(&self, i: usize) -> i64 {
-        // SAFETY: By the type invariants, the counter is initialised.
-        unsafe { bindings::__percpu_counter_sum(self.counter(i)) }
+        self.counter(i).map_or(0, |c| {
+            // SAFETY: By the type invariants, the counter is initialised.
+            unsafe { bindings::__percpu_counter_sum(c) }
+        })
     }
 
-    /// Counter `i` without the CPUs' pending deltas, as
-    /// `percpu_counter_read()`: O(1), off by less than the batch per CPU.
-    pub(crate) fn read(&self, i: usize) -> i64 {
-        // SAFETY: By the type invariants the counter is initialised; its
-        // `count` is an aligned `s64` that folding updates under the
-        // counter's lock and that is read without it, as READ_ONCE().
-        unsafe { Atomic::from_ptr(&raw mut (*self.counter(i)).count) }.load(Relaxed)
+    /// Counter `i` without the CPUs' pending deltas, at least 0, as
+    /// `percpu_counter_read_positive()`: O(1), off by less than the batch
+    /// on each CPU (0 if `i` is out of range).
+    pub(crate) fn read_positive(&self, i: usize) -> i64 {
+        self.counter(i).map_or(0, |c| {
+            // SAFETY: By the type invariants, the counter is initialised.
+            unsafe { bindings::kmc_percpu_counter_read_positive(c) }
+        })
     }
 
     /// The exact sum of all counters.

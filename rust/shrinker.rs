@@ -5,12 +5,17 @@
 //! C header: [`include/linux/shrinker.h`](srctree/include/linux/shrinker.h)
 //!
 //! Shaped after the Rust shrinker abstraction proposed upstream (a count
-//! that can say "empty", a scan that can say "stop", a shrink control),
-//! with the registration made by a `PinInit` that holds the shrinker's data.
+//! that can say "empty", a scan that can say "stop", a shrink control), but
+//! the registration is a `PinInit` that holds the shrinker's data in place
+//! rather than a `ForeignOwnable` pointer: the data lives exactly as long as
+//! the shrinker, with no reference to drop from a callback.
 
 use crate::bindings;
 use core::{
-    marker::PhantomData,
+    marker::{
+        PhantomData,
+        PhantomPinned, //
+    },
     ptr::NonNull, //
 };
 use kernel::{
@@ -46,7 +51,9 @@ impl CountObjects {
     /// Nothing is cached: reclaim may skip the shrinker (`SHRINK_EMPTY`).
     pub(crate) const EMPTY: Self = Self(SHRINK_EMPTY);
 
-    /// Objects are cached, but none can be freed now (a count of 0).
+    /// Objects are cached, but none can be freed now (a count of 0). For a
+    /// shrinker that is not memcg-aware, reclaim treats it as [`Self::EMPTY`].
+    #[allow(dead_code)]
     pub(crate) const NONE_NOW: Self = Self(0);
 
     /// The largest count: reclaim doubles a count without checking for
@@ -77,7 +84,9 @@ impl ScanObjects {
     }
 }
 
-/// What reclaim asks of a shrinker: a `struct shrink_control`.
+/// What reclaim asks of a shrinker: a `struct shrink_control`. (Its
+/// `gfp_mask` is not offered: a shrinker that neither sleeps, nor does I/O,
+/// nor enters a file system can run under any of them.)
 ///
 /// # Invariants
 ///
@@ -129,6 +138,15 @@ impl ShrinkControl<'_> {
     }
 }
 
+/// Credits `pages` pages freed by a scan to the reclaim the current task is
+/// doing, if any: pages freed outside the LRU count as its progress only
+/// this way.
+pub(crate) fn account_reclaimed_pages(pages: usize) {
+    // SAFETY: Always safe to call: it only touches the current task's
+    // reclaim state, if it has one.
+    unsafe { bindings::kmc_account_reclaimed_pages(pages) };
+}
+
 /// Options of a shrinker, set before it is registered.
 #[derive(Clone, Copy)]
 pub(crate) struct Flags(u32);
@@ -138,24 +156,47 @@ impl Flags {
     pub(crate) const NUMA_AWARE: Self = Self(bindings::KMC_SHRINKER_NUMA_AWARE);
 }
 
+/// A shrinker allocated by `shrinker_alloc()`, registered or not, freed on
+/// drop.
+///
+/// # Invariants
+///
+/// `0` was returned by `shrinker_alloc()` and is freed only by `drop()`.
+struct Allocated(NonNull<bindings::shrinker>);
+
+impl Drop for Allocated {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, allocated and not yet freed.
+        // `shrinker_free()` unregisters a registered shrinker first and
+        // returns once no callback runs or can start.
+        unsafe { bindings::shrinker_free(self.0.as_ptr()) };
+    }
+}
+
 /// A registered shrinker and its data `T`, whose callbacks reclaim calls.
 ///
 /// # Invariants
 ///
-/// `shrinker` is a registered shrinker whose `private_data` points to
-/// `data` and whose callbacks are [`count_objects::<T>`] and
-/// [`scan_objects::<T>`]; it is freed only by `drop()`, before `data`.
-#[pin_data(PinnedDrop)]
+/// Once initialised, `shrinker` is registered, its `private_data` points to
+/// `data`, and its callbacks are [`count_objects::<T>`] and
+/// [`scan_objects::<T>`]. Fields drop in declaration order: the shrinker is
+/// freed (and its callbacks done) before `data` is dropped.
+#[pin_data]
 pub(crate) struct Registration<T: Shrinker> {
+    shrinker: Allocated,
     #[pin]
     data: T,
-    shrinker: NonNull<bindings::shrinker>,
+    /// `data` is reachable by callbacks through a raw pointer: never move
+    /// it, and never make a `&mut` to it, even if `T` is `Unpin`.
+    #[pin]
+    _pin: PhantomPinned,
 }
 
 // SAFETY: The registration may be dropped by any task (`shrinker_free()`
 // is not tied to one); `T` is sent with it.
 unsafe impl<T: Shrinker + Send> Send for Registration<T> {}
-// SAFETY: Shared access only reaches `data`, which is `Sync`.
+// SAFETY: A shared registration gives access to nothing but what `T`, which
+// is `Sync`, gives its callbacks.
 unsafe impl<T: Shrinker> Sync for Registration<T> {}
 
 impl<T: Shrinker> Registration<T> {
@@ -167,47 +208,36 @@ impl<T: Shrinker> Registration<T> {
         flags: Flags,
         data: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
-        try_pin_init!(&this in Self {
-            data <- data,
+        try_pin_init!(Self {
+            // First: if `data` fails, the unregistered shrinker is freed.
             shrinker: {
                 // SAFETY: `"%s"` with a NUL-terminated string: the name is
                 // printed, never parsed as a format.
                 let ptr = unsafe {
                     bindings::shrinker_alloc(flags.0, c"%s".as_char_ptr(), name.as_char_ptr())
                 };
-                NonNull::new(ptr).ok_or(ENOMEM)?
+                // INVARIANT: returned by `shrinker_alloc()`.
+                Allocated(NonNull::new(ptr).ok_or(ENOMEM)?)
             },
-            // Last, and infallible: a failure above frees what was made.
+            data <- data,
+            _pin: PhantomPinned,
+            // Last, and infallible: nothing can fail once registered.
             _: {
-                // SAFETY: `this` is being initialised in place: `data` and
-                // `shrinker` are, and `data` never moves (pinned).
-                let (data, shrinker) = unsafe {
-                    let this = this.as_ptr();
-                    ((&raw const (*this).data).cast_mut(), (*this).shrinker.as_ptr())
-                };
+                let data: *const T = &*data;
+                let shrinker = shrinker.0.as_ptr();
                 // SAFETY: `shrinker` is allocated and not yet registered:
                 // these fields are this task's to set.
                 unsafe {
-                    (*shrinker).private_data = data.cast();
+                    (*shrinker).private_data = data.cast_mut().cast();
                     (*shrinker).count_objects = Some(count_objects::<T>);
                     (*shrinker).scan_objects = Some(scan_objects::<T>);
                 }
-                // SAFETY: The shrinker is fully set up; its data lives until
-                // `drop()` has freed it.
+                // SAFETY: The shrinker is fully set up; `data` is pinned in
+                // place and dropped only after the shrinker is freed.
                 unsafe { bindings::shrinker_register(shrinker) };
                 // INVARIANT: registered with `data` and `T`'s callbacks.
             },
         })
-    }
-}
-
-#[pinned_drop]
-impl<T: Shrinker> PinnedDrop for Registration<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: By the type invariants the shrinker is registered and
-        // freed only here. `shrinker_free()` returns once no callback runs
-        // or can start: only then is `data` dropped (after this function).
-        unsafe { bindings::shrinker_free(self.shrinker.as_ptr()) };
     }
 }
 
@@ -222,11 +252,9 @@ unsafe extern "C" fn count_objects<T: Shrinker>(
     // SAFETY: By the caller's contract and the `Registration` invariants,
     // `private_data` points to the live, pinned `T`.
     let data = unsafe { &*(*shrinker).private_data.cast::<T>() };
-    let Some(sc) = NonNull::new(sc) else {
-        return CountObjects::NONE_NOW.0;
-    };
-    // SAFETY: By the caller's contract.
-    let sc = unsafe { ShrinkControl::from_raw(sc) };
+    // SAFETY: By the caller's contract `sc` is valid (so not NULL) and
+    // this call's alone.
+    let sc = unsafe { ShrinkControl::from_raw(NonNull::new_unchecked(sc)) };
     data.count_objects(&sc).0
 }
 
@@ -239,10 +267,7 @@ unsafe extern "C" fn scan_objects<T: Shrinker>(
 ) -> c_ulong {
     // SAFETY: As in `count_objects`.
     let data = unsafe { &*(*shrinker).private_data.cast::<T>() };
-    let Some(sc) = NonNull::new(sc) else {
-        return ScanObjects::STOP.0;
-    };
-    // SAFETY: By the caller's contract.
-    let mut sc = unsafe { ShrinkControl::from_raw(sc) };
+    // SAFETY: As in `count_objects`.
+    let mut sc = unsafe { ShrinkControl::from_raw(NonNull::new_unchecked(sc)) };
     data.scan_objects(&mut sc).0
 }

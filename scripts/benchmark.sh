@@ -25,7 +25,7 @@
 #   KMC_BENCH_CLOCK=icount|wall  wall: multi-threaded TCG, 2 CPUs, 2 nodes
 #   KMC_MODES="tdp legacy shadow"  KMC_VCPUS="1 2"  KMC_ROUNDS=5
 #   KMC_SEAM_BOOTS=3   boots of each kernel for part 2 (0: skip part 2)
-#   KMC_STORM=1        0: skip part 3
+#   KMC_PARTS="1 2 3"  the parts to run (part 2 also needs KMC_SEAM_BOOTS > 0)
 #   KMC_ALT_KO=<path>  a throw-away build of the module timed as a fourth
 #                      variant, "alt" (to count what one change costs)
 set -euo pipefail
@@ -36,7 +36,7 @@ modes=${KMC_MODES:-tdp legacy shadow}
 vcpus=${KMC_VCPUS:-1 2}
 rounds=${KMC_ROUNDS:-5}
 seam_boots=${KMC_SEAM_BOOTS:-3}
-storm=${KMC_STORM:-1}
+parts=" ${KMC_PARTS:-1 2 3} "
 out=$KMC_ROOT/out/bench
 # Under icount (one vCPU thread) the kernels have jump labels, as
 # distributions' do (config/bench.config); under multi-threaded TCG they
@@ -64,8 +64,11 @@ bench_boot() {	# flavor name variants rounds
 	grep -E '^FAIL' "$dir.log" >&2 || true
 }
 
-log "part 1: module vs built-in, $kernel kernel, $clock"
-bench_boot "$kernel" module "builtin,module,module40${KMC_ALT_KO:+,alt}" "$rounds"
+case $parts in *" 1 "*)
+	log "part 1: module vs built-in, $kernel kernel, $clock"
+	bench_boot "$kernel" module "builtin,module,module40${KMC_ALT_KO:+,alt}" "$rounds"
+esac
+case $parts in *" 2 "*) ;; *) seam_boots=0 ;; esac
 if [ "$seam_boots" -gt 0 ]; then
 	log "part 2: seam without module vs kernel without the seam, $seam_boots boots each"
 	"$KMC_ROOT/scripts/build-kernel.sh" "$noseam" >/dev/null
@@ -75,7 +78,7 @@ if [ "$seam_boots" -gt 0 ]; then
 	done
 fi
 
-if [ "$storm" = 1 ]; then
+if [[ $parts == *" 3 "* ]]; then
 	log "part 3: the module under a shrinker storm vs the module alone"
 	KMC_TESTS=fault_bench,demand_paging bench_boot "$kernel" storm module,storm "$rounds"
 fi
@@ -110,7 +113,8 @@ def fmt(secs):
     return f"{secs * 1e3:.2f}"
 
 failed = []
-runs, wrong = read(os.path.join(out, "module", "results.txt"))
+part1 = os.path.join(out, "module", "results.txt")
+runs, wrong = read(part1) if os.path.exists(part1) else ({}, [])
 failed += wrong
 print(f"kvm_mmu_cache fault-path benchmark ({clock}): {kernel} kernel, nested KVM under TCG")
 print(f"{rounds} interleaved rounds per row after a warm-up run; THP off; 32 MiB per vCPU")
@@ -137,7 +141,7 @@ for (mode, test, v), rows in sorted(runs.items(), key=lambda kv: (order.get(kv[0
     print(line)
 
 foot = []
-for line in open(os.path.join(out, "module", "results.txt"), errors="replace"):
+for line in (open(part1, errors="replace") if os.path.exists(part1) else []):
     m = re.match(r"@@@ FOOTPRINT round=(\d+) unused=(\d+) vcpus=(\d+)", line)
     if m:
         foot.append(int(m.group(2)) / int(m.group(3)))

@@ -43,7 +43,7 @@ bindgen "$header" \
 	--allowlist-function '__percpu_counter_sum' \
 	--allowlist-function 'percpu_counter_destroy_many' \
 	--allowlist-var 'percpu_counter_batch' \
-	--allowlist-function 'kmc_virt_to_nid' \
+	--allowlist-function 'kmc_.*' \
 	--allowlist-type 'shrinker' --allowlist-type 'shrink_control' \
 	--allowlist-function 'shrinker_(alloc|register|free)' \
 	--allowlist-var 'KMC_SHRINKER_.*' \

@@ -5,14 +5,21 @@
  *   kmc_shrinker_test drop [-v VCPUS]: idle VMs whose caches are full; one
  *     "echo 2 > drop_caches" frees every unused page (unused_pages and its
  *     recount 0, the shrinker's freed count up by exactly what was cached)
- *     and no page table in use (SecPageTables unchanged); the VMs then run
- *     on, check their memory and refill their caches, with no miss.
+ *     and leaves KVM's page tables alone (SecPageTables unchanged: no table
+ *     zapped); the VMs then run on, check their memory and refill their
+ *     caches, with no miss.
  *   kmc_shrinker_test node: two VMs whose vCPU threads are bound to nodes 0
  *     and 1; a scan of node 1 through /sys/kernel/debug/shrinker/ frees
- *     node 1's pages only, and the shrinker's count matches the module's.
- *   kmc_shrinker_test storm [-v VCPUS] [-r ROUNDS]: vCPUs fault fresh memory
- *     while another thread drops caches and scans every node every 100 ms:
- *     the guests' memory is right, no cache missed, counter == recount.
+ *     node 1's pages only, and the shrinker's count matches the module's;
+ *     then node 0's proactive reclaim (/sys/devices/system/node/node0/
+ *     reclaim, through vmscan) takes node 0's.
+ *   kmc_shrinker_test mixed: one vCPU whose page-table cache holds pages of
+ *     both nodes (its thread moved from node 0 to node 1 between rounds); a
+ *     scan of node 0 frees those pages from under node 1's and keeps these.
+ *   kmc_shrinker_test storm [-t] [-v VCPUS] [-r ROUNDS]: vCPUs fault fresh
+ *     memory while another thread drops caches and scans every node every
+ *     100 ms (-t: scans without a pause): the guests' memory is right, no
+ *     cache missed, pages were freed meanwhile, counter == recount.
  *   kmc_shrinker_test pressure: idle VMs, then a memory hog that needs more
  *     than the guest has: kswapd and direct reclaim take the caches' pages
  *     (the hog stops there, or is OOM-killed); the VMs then refill.
@@ -42,17 +49,18 @@
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
 #define MAX_ROUNDS	16
+#define USAGE		"usage: %s drop|node|mixed|storm|pressure [-t] [-v VCPUS] [-r ROUNDS]"
 
 static int nr_vcpus = 2, rounds = 6;
 static struct kvm_vm *vms[NR_VMS];
 static struct kvm_vcpu *vcpus[NR_VMS][MAX_VCPUS];
 /* The node each VM's vCPU threads allocate from, or -1. */
 static int vm_node[NR_VMS] = { -1, -1 };
-static int storm_stop;
+static int storm_stop, storm_tight;
 
 /* One line of the module's "nodes" file. */
 struct kmc_node {
-	long unused, scans, scanned, freed, busy;
+	long unused, scans, scanned, freed, visited, busy;
 };
 
 static int read_nodes(struct kmc_node *nodes, int max)
@@ -66,9 +74,9 @@ static int read_nodes(struct kmc_node *nodes, int max)
 		struct kmc_node *c = &nodes[n];
 
 		TEST_ASSERT(sscanf(line,
-				   "node%d unused %ld scans %ld scanned %ld freed %ld busy %ld",
+				   "node%d unused %ld scans %ld scanned %ld freed %ld visited %ld busy %ld",
 				   &id, &c->unused, &c->scans, &c->scanned, &c->freed,
-				   &c->busy) == 6 && id == n,
+				   &c->visited, &c->busy) == 7 && id == n,
 			    "parse '%s' in nodes", line);
 		n++;
 	}
@@ -162,6 +170,15 @@ static void run_all(int syncs)
 			pthread_join(threads[v][i], NULL);
 }
 
+/* From now on every VM's vCPU threads allocate on @node. */
+static void bind_vms(int node)
+{
+	int v;
+
+	for (v = 0; v < NR_VMS; v++)
+		vm_node[v] = node;
+}
+
 static void create_vms(int nr_rounds)
 {
 	int v;
@@ -208,9 +225,15 @@ static void assert_all_empty(void)
 		for (i = 0; i < nr_vcpus; i++) {
 			struct kmc_vcpu_caches c = kmc_read_vcpu(kmc_vm_dir(vms[v]), i);
 
+			int n;
+
 			TEST_ASSERT(c.page_table.free == 0 && c.shadowed_info.free == 0,
 				    "vm %d vcpu %d keeps %ld + %ld pages after reclaim", v, i,
 				    c.page_table.free, c.shadowed_info.free);
+			for (n = 0; n < c.nr_nodes; n++)
+				TEST_ASSERT(!c.node_page_table[n].free,
+					    "vm %d vcpu %d keeps %ld node%d pages after reclaim",
+					    v, i, c.node_page_table[n].free, c.node_id[n]);
 		}
 }
 
@@ -314,7 +337,22 @@ static void test_node(void)
 	/* A scan asks for at most nr_to_scan: 3 pages of node 0 go. */
 	scan_node(0, 3);
 	TEST_ASSERT_EQ(kmc_unused_pages(), per_vm - 3);
-	scan_node(0, 1000);
+
+	/* Node 0's proactive reclaim goes through vmscan to the shrinker. */
+	if (!access("/sys/devices/system/node/node0/reclaim", W_OK)) {
+		int fd = open("/sys/devices/system/node/node0/reclaim", O_WRONLY);
+
+		TEST_ASSERT(fd >= 0, "open node0/reclaim");
+		/* EAGAIN when it reclaims less than asked: expected here. */
+		(void)!write(fd, "64M", 3);
+		close(fd);
+		read_nodes(after, n);
+		printf("node0/reclaim: node0 %ld node1 %ld pages left\n",
+		       after[0].unused, after[1].unused);
+		TEST_ASSERT_EQ(after[0].unused, 0);
+	} else {
+		scan_node(0, 1000);
+	}
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
 
@@ -325,6 +363,51 @@ static void test_node(void)
 	printf("ok: a scan of one node frees that node's pages only\n");
 }
 
+/*
+ * One vCPU, its thread on node 0 for a round (the cache: node 0 pages),
+ * then on node 1 for a round (the tables it takes come from the top; its
+ * refill puts node 1 pages there): the cache holds both. A scan of node 0
+ * frees node 0's pages from under node 1's and keeps these.
+ */
+static void test_mixed(void)
+{
+	struct kmc_node nodes[KMC_MAX_NODES], after[KMC_MAX_NODES];
+	long full;
+	int n;
+
+	n = read_nodes(nodes, KMC_MAX_NODES);
+	__TEST_REQUIRE(n >= 2, "needs 2 NUMA nodes");
+	nr_vcpus = 1;
+	create_vms(3);
+	bind_vms(0);
+	run_all(2);
+	bind_vms(1);
+	run_all(2);
+	full = 2 * full_pages_per_vcpu();
+	TEST_ASSERT_EQ(assert_all_full(), full);
+	read_nodes(nodes, n);
+	printf("mixed caches: node0 %ld node1 %ld pages\n", nodes[0].unused, nodes[1].unused);
+	TEST_ASSERT(nodes[0].unused > 0 && nodes[1].unused > 0,
+		    "the caches do not hold pages of both nodes");
+
+	scan_node(0, 1000);
+	read_nodes(after, n);
+	printf("scan of node 0: node0 %ld node1 %ld pages\n", after[0].unused, after[1].unused);
+	TEST_ASSERT_EQ(after[0].unused, 0);
+	TEST_ASSERT_EQ(after[1].unused, nodes[1].unused);
+	TEST_ASSERT_EQ(after[0].freed - nodes[0].freed, nodes[0].unused);
+	TEST_ASSERT_EQ(kmc_unused_pages(), nodes[1].unused);
+	TEST_ASSERT_EQ(kmc_recount(), nodes[1].unused);
+
+	/* The kept pages serve the next round, which checks the last one. */
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), full);
+	TEST_ASSERT_EQ(kmc_recount(), full);
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	printf("ok: a scan of one node frees its pages from a mixed cache, keeps the rest\n");
+}
+
 static void *storm(void *arg)
 {
 	struct kmc_node scratch[KMC_MAX_NODES];
@@ -332,11 +415,13 @@ static void *storm(void *arg)
 	long *passes = arg;
 
 	while (!READ_ONCE(storm_stop)) {
-		drop_slab();
+		if (!storm_tight)
+			drop_slab();
 		for (i = 0; i < nodes; i++)
 			scan_node(i, 128);
 		(*passes)++;
-		usleep(100 * 1000);
+		if (!storm_tight)
+			usleep(100 * 1000);
 	}
 	return NULL;
 }
@@ -362,6 +447,7 @@ static void test_storm(void)
 	printf("allocs %ld, misses %ld, unused %ld recount %ld\n",
 	       after.allocs - before.allocs, after.misses - before.misses, unused, recount);
 	TEST_ASSERT(passes > 0, "no reclaim pass ran");
+	TEST_ASSERT(total_freed() > freed, "the storm freed no page while the vCPUs faulted");
 	TEST_ASSERT(after.allocs > before.allocs, "the module handed out no page");
 	TEST_ASSERT_EQ(after.misses, before.misses);
 	TEST_ASSERT_EQ(unused, recount);
@@ -447,8 +533,11 @@ int main(int argc, char *argv[])
 	int opt;
 
 	optind = 2;
-	while ((opt = getopt(argc, argv, "v:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "tv:r:")) != -1) {
 		switch (opt) {
+		case 't':
+			storm_tight = 1;
+			break;
 		case 'v':
 			nr_vcpus = atoi(optarg);
 			break;
@@ -456,8 +545,7 @@ int main(int argc, char *argv[])
 			rounds = atoi(optarg);
 			break;
 		default:
-			TEST_FAIL("usage: %s drop|node|storm|pressure [-v VCPUS] [-r ROUNDS]",
-				  argv[0]);
+			TEST_FAIL(USAGE, argv[0]);
 		}
 	}
 	TEST_ASSERT(nr_vcpus >= 1 && nr_vcpus <= MAX_VCPUS && rounds >= 1 &&
@@ -471,11 +559,13 @@ int main(int argc, char *argv[])
 		test_drop();
 	else if (!strcmp(mode, "node"))
 		test_node();
+	else if (!strcmp(mode, "mixed"))
+		test_mixed();
 	else if (!strcmp(mode, "storm"))
 		test_storm();
 	else if (!strcmp(mode, "pressure"))
 		test_pressure();
 	else
-		TEST_FAIL("usage: %s drop|node|storm|pressure [-v VCPUS] [-r ROUNDS]", argv[0]);
+		TEST_FAIL(USAGE, argv[0]);
 	return 0;
 }

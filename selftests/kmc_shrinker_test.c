@@ -10,9 +10,7 @@
  *     caches, with no miss.
  *   kmc_shrinker_test node: two VMs whose vCPU threads are bound to nodes 0
  *     and 1; a scan of node 1 through /sys/kernel/debug/shrinker/ frees
- *     node 1's pages only, and the shrinker's count matches the module's;
- *     then node 0's proactive reclaim (/sys/devices/system/node/node0/
- *     reclaim, through vmscan) takes node 0's.
+ *     node 1's pages only, and the shrinker's count matches the module's.
  *   kmc_shrinker_test mixed: one vCPU whose page-table cache holds pages of
  *     both nodes (its thread moved from node 0 to node 1 between rounds); a
  *     scan of node 0 frees those pages from under node 1's and keeps these.
@@ -338,21 +336,7 @@ static void test_node(void)
 	scan_node(0, 3);
 	TEST_ASSERT_EQ(kmc_unused_pages(), per_vm - 3);
 
-	/* Node 0's proactive reclaim goes through vmscan to the shrinker. */
-	if (!access("/sys/devices/system/node/node0/reclaim", W_OK)) {
-		int fd = open("/sys/devices/system/node/node0/reclaim", O_WRONLY);
-
-		TEST_ASSERT(fd >= 0, "open node0/reclaim");
-		/* EAGAIN when it reclaims less than asked: expected here. */
-		(void)!write(fd, "64M", 3);
-		close(fd);
-		read_nodes(after, n);
-		printf("node0/reclaim: node0 %ld node1 %ld pages left\n",
-		       after[0].unused, after[1].unused);
-		TEST_ASSERT_EQ(after[0].unused, 0);
-	} else {
-		scan_node(0, 1000);
-	}
+	scan_node(0, 1000);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
 

@@ -7,12 +7,12 @@
 //! but through [`Shared::recount`], which takes them with no list locked.
 
 use super::{
+    debugfs,
     MmuMemoryCache,
     Shared,
     VcpuState, //
 };
 use kernel::{
-    debugfs,
     prelude::*,
     sync::{
         atomic::Relaxed,
@@ -21,20 +21,20 @@ use kernel::{
 };
 
 /// A module-wide debugfs file.
-pub(crate) type GlobalFile = Pin<KBox<debugfs::File<Arc<Shared>>>>;
+pub(crate) type GlobalFile = debugfs::File<Arc<Shared>>;
 
 /// The module-wide files in `dir`: `unused_pages`, `recount`, `vm_list`,
 /// `stats` and `nodes`.
 pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<KVec<GlobalFile>> {
     let mut files = KVec::new();
-    for file in [
-        global_file(dir, c"unused_pages", shared, &show_unused_pages)?,
-        global_file(dir, c"recount", shared, &show_recount)?,
-        global_file(dir, c"vm_list", shared, &show_vms)?,
-        global_file(dir, c"stats", shared, &show_stats)?,
-        global_file(dir, c"nodes", shared, &show_nodes)?,
+    for (name, show) in [
+        (c"unused_pages", show_unused_pages as debugfs::ShowFn<_>),
+        (c"recount", show_recount),
+        (c"vm_list", show_vms),
+        (c"stats", show_stats),
+        (c"nodes", show_nodes),
     ] {
-        files.push(file, GFP_KERNEL)?;
+        files.push(dir.show_file(name, shared.clone(), show)?, GFP_KERNEL)?;
     }
     Ok(files)
 }
@@ -123,20 +123,4 @@ fn show_vms(shared: &Arc<Shared>, f: &mut core::fmt::Formatter<'_>) -> core::fmt
         )?;
     }
     Ok(())
-}
-
-/// A module-wide file `name` in `dir`, shown by `show`.
-fn global_file<F>(
-    dir: &debugfs::Dir,
-    name: &'static CStr,
-    shared: &Arc<Shared>,
-    show: &'static F,
-) -> Result<GlobalFile>
-where
-    F: Fn(&Arc<Shared>, &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
-{
-    KBox::pin_init(
-        dir.read_callback_file(name, shared.clone(), show),
-        GFP_KERNEL,
-    )
 }

@@ -30,6 +30,9 @@
 #[allow(unsafe_code)]
 #[path = "rust/bindings.rs"]
 mod bindings;
+#[allow(unsafe_code)]
+#[path = "rust/debugfs.rs"]
+mod debugfs;
 mod debugfs_files;
 #[allow(unsafe_code)]
 #[path = "rust/mmu_memory_cache.rs"]
@@ -50,7 +53,6 @@ mod reclaim;
 mod shrinker;
 
 use kernel::{
-    debugfs,
     new_mutex,
     prelude::*,
     str::CString,
@@ -212,7 +214,7 @@ impl Totals {
 /// A vCPU and the debugfs file that shows it.
 struct VcpuEntry {
     vcpu: Arc<VcpuState>,
-    _file: Pin<KBox<debugfs::File<Arc<VcpuState>>>>,
+    _file: debugfs::File<Arc<VcpuState>>,
 }
 
 /// A vCPU's caches.
@@ -363,18 +365,15 @@ impl Provider for CacheProvider {
         if dir.is_none() {
             // Named after KVM's own directory for the VM, if there is one.
             *dir = Some(match kvm_vcpu.kvm_debugfs_name() {
-                Some(kvm_name) => shared.vms_dir.subdir(kvm_name),
+                Some(kvm_name) => shared.vms_dir.subdir(kvm_name)?,
                 None => {
                     let own_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
-                    shared.vms_dir.subdir(&own_name)
+                    shared.vms_dir.subdir(&own_name)?
                 }
             });
         }
         let file = match &*dir {
-            Some(dir) => KBox::pin_init(
-                dir.read_callback_file(&name, vcpu.clone(), &debugfs_files::show_vcpu),
-                GFP_KERNEL,
-            )?,
+            Some(dir) => dir.show_file(&name, vcpu.clone(), debugfs_files::show_vcpu)?,
             None => return Err(ENOMEM),
         };
         drop(dir);
@@ -574,8 +573,8 @@ impl kernel::Module for KvmMmuCache {
     fn init(module: &'static ThisModule) -> Result<Self> {
         // Range-checked by the parameter itself: insmod fails with EINVAL.
         let capacity = CAPACITY.get();
-        let debugfs = debugfs::Dir::new(c"kvm_mmu_cache");
-        let vms_dir = debugfs.subdir(c"vms");
+        let debugfs = debugfs::Dir::new(c"kvm_mmu_cache")?;
+        let vms_dir = debugfs.subdir(c"vms")?;
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 unused_pages: Arc::new(

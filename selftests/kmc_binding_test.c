@@ -47,13 +47,26 @@ static void insmod(void)
 	close(fd);
 }
 
+/* The module's reference count, from sysfs. */
+static int module_refcnt(void)
+{
+	FILE *f = fopen("/sys/module/kvm_mmu_cache/refcnt", "r");
+	int refs = -1;
+
+	TEST_ASSERT(f, "open refcnt: errno = %d", errno);
+	TEST_ASSERT(fscanf(f, "%d", &refs) == 1, "read refcnt");
+	fclose(f);
+	return refs;
+}
+
 static void test_bound(void)
 {
+	char vcpu_file[256], buf[256];
 	struct kmc_vcpu_caches c;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	long before_kb;
-	int r;
+	int r, fd, refs;
 
 	TEST_REQUIRE(kmc_loaded());
 	before_kb = kmc_sec_page_tables_kb();
@@ -76,10 +89,31 @@ static void test_bound(void)
 	TEST_ASSERT(kmc_read_vcpu(kmc_vm_dir(vm), 0).page_table.allocs > c.page_table.allocs,
 		    "no page from the module after the refused rmmod");
 	TEST_ASSERT_EQ(kmc_unused_pages(), kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
+	snprintf(vcpu_file, sizeof(vcpu_file), "%s/vcpu0", kmc_vm_dir(vm));
+	fd = open(vcpu_file, O_RDONLY);
+	TEST_ASSERT(fd >= 0, "open %s: errno = %d", vcpu_file, errno);
 	kvm_vm_free(vm);
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
 	kmc_assert_sec_page_tables_back(before_kb);
+
+	/*
+	 * The vCPU's file, still open, is gone with its VM: it reads as EIO,
+	 * and holds the module until closed (else its close would run the
+	 * unloaded module's code: never try rmmod without that reference).
+	 */
+	r = read(fd, buf, sizeof(buf));
+	TEST_ASSERT(r == -1 && errno == EIO,
+		    "read of a removed vCPU file: r = %d, errno = %d", r, errno);
+	refs = module_refcnt();
+	if (refs < 1)
+		close(fd);
+	TEST_ASSERT(refs >= 1, "an open debugfs file holds no module reference");
+	r = delete_module("kvm_mmu_cache");
+	TEST_ASSERT(r == -1 && errno == EAGAIN,
+		    "rmmod with a debugfs file open: r = %d, errno = %d", r, errno);
+	close(fd);
+	printf("a removed vCPU file reads EIO; while open, rmmod is refused with EAGAIN\n");
 
 	/* With the VM gone the module unloads; load it back for what follows. */
 	TEST_ASSERT(!delete_module("kvm_mmu_cache"),

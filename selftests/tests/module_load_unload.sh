@@ -21,6 +21,24 @@ done
 rmmod kvm_mmu_cache 2>/dev/null && fail "rmmod of an unloaded module succeeded"
 echo "load/unload x3 ok"
 
+# An open debugfs file holds the module: rmmod is refused (EAGAIN, "in
+# use") until it is closed, and the file reads as before meanwhile.
+# Without a module owner in its file_operations, rmmod would succeed and
+# the close would call into the unloaded module.
+kmc_load || fail "insmod for the open-file check"
+for f in unused_pages recount vm_list stats nodes; do
+	exec 3<$D/$f || fail "open $D/$f"
+	out=$(rmmod kvm_mmu_cache 2>&1) && fail "rmmod succeeded with $f open"
+	echo "$out" | grep -q 'in use\|Resource temporarily unavailable' ||
+		fail "rmmod with $f open: '$out', expected EAGAIN"
+	kmc_loaded || fail "unloaded with $f open"
+	cat <&3 >/dev/null || fail "read of the open $f after the refused rmmod"
+	exec 3<&-
+done
+kmc_unload || fail "rmmod once the debugfs files are closed"
+kmc_loaded && fail "still loaded after the files were closed"
+echo "open debugfs file: rmmod refused for each of 5 files, then unloads"
+
 # capacity: 5..40, shown read-only in sysfs; anything else fails insmod
 # with EINVAL and leaves nothing loaded.
 P=/sys/module/kvm_mmu_cache/parameters/capacity
@@ -28,7 +46,7 @@ kmc_load || fail "insmod with the default capacity"
 [ "$(cat $P)" = 5 ] || fail "default capacity $(cat $P), expected 5"
 echo 6 2>/dev/null >$P && fail "capacity is writable at run time"
 [ "$(cat $P)" = 5 ] || fail "capacity changed by a refused write"
-for f in unused_pages recount vm_list stats; do
+for f in unused_pages recount vm_list stats nodes; do
 	echo 1 2>/dev/null >$D/$f && fail "debugfs $f accepted a write"
 done
 kmc_unload || fail "rmmod after the parameter checks"

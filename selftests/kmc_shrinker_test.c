@@ -17,7 +17,11 @@
  *   kmc_shrinker_test storm [-t] [-v VCPUS] [-r ROUNDS]: vCPUs fault fresh
  *     memory while another thread drops caches and scans every node every
  *     100 ms (-t: scans without a pause): the guests' memory is right, no
- *     cache missed, pages were freed meanwhile, counter == recount.
+ *     cache missed, pages were freed meanwhile, counter == recount. Each
+ *     write is to a new 2 MiB region (mapped 2 MiB in the guest, 4 KiB by
+ *     KVM), so that every fault takes a page-table page from the cache it
+ *     just topped up: a scan that took a cache in use would make it miss.
+ *     Under one storm, 8 cycles of VMs are created, run and destroyed.
  *   kmc_shrinker_test pressure: idle VMs, then a memory hog that needs more
  *     than the guest has: kswapd and direct reclaim take the caches' pages
  *     (the hog stops there, or is OOM-killed); the VMs then refill.
@@ -47,6 +51,11 @@
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
 #define MAX_ROUNDS	16
+/* The storm's guests: one write per 2 MiB region, this many per round. */
+#define SPARSE_WRITES	64
+#define SPARSE_ROUND	((u64)SPARSE_WRITES * SZ_2M)
+/* VMs created, run and destroyed one after the other under one storm. */
+#define STORM_CYCLES	8
 #define USAGE		"usage: %s drop|node|mixed|storm|pressure [-t] [-v VCPUS] [-r ROUNDS]"
 
 static int nr_vcpus = 2, rounds = 6;
@@ -83,6 +92,7 @@ static int read_nodes(struct kmc_node *nodes, int max)
 	return n;
 }
 
+/* Over all nodes: what the shrinker freed, and the caches it kept off. */
 static long total_freed(void)
 {
 	struct kmc_node nodes[KMC_MAX_NODES];
@@ -92,6 +102,17 @@ static long total_freed(void)
 	for (i = 0; i < n; i++)
 		freed += nodes[i].freed;
 	return freed;
+}
+
+static long total_busy(void)
+{
+	struct kmc_node nodes[KMC_MAX_NODES];
+	int i, n = read_nodes(nodes, KMC_MAX_NODES);
+	long busy = 0;
+
+	for (i = 0; i < n; i++)
+		busy += nodes[i].busy;
+	return busy;
 }
 
 static void write_file(const char *path, const char *s)
@@ -415,32 +436,82 @@ static void *storm(void *arg)
 	return NULL;
 }
 
+/*
+ * Guest: round after round, write once into each of SPARSE_WRITES fresh
+ * 2 MiB regions at @gva, then GUEST_SYNC twice (the host's run_all() runs
+ * to two syncs a round); each round checks the round before.
+ */
+static void guest_sparse_rounds(u64 gva)
+{
+	u64 round, i, base;
+
+	for (round = 0;; round++) {
+		base = gva + round * SPARSE_ROUND;
+		for (i = 0; i < SPARSE_WRITES; i++)
+			WRITE_ONCE(*(u64 *)(base + i * SZ_2M), kmc_pattern(round, i));
+		GUEST_SYNC(round);
+		for (i = 0; round && i < SPARSE_WRITES; i++)
+			GUEST_ASSERT_EQ(READ_ONCE(*(u64 *)(base - SPARSE_ROUND + i * SZ_2M)),
+					kmc_pattern(round - 1, i));
+		GUEST_SYNC(round);
+	}
+}
+
+/* VMs for the storm: guest_sparse_rounds() on a 2 MiB-mapped slot. */
+static void create_sparse_vms(void)
+{
+	u64 per_vcpu = rounds * SPARSE_ROUND, size = per_vcpu * nr_vcpus;
+	int v, i;
+
+	for (v = 0; v < NR_VMS; v++) {
+		vms[v] = vm_create_with_vcpus(nr_vcpus, guest_sparse_rounds, vcpus[v]);
+		vm_userspace_mem_region_add(vms[v], VM_MEM_SRC_ANONYMOUS, TEST_GPA,
+					    TEST_SLOT, size / PAGE_SIZE, 0);
+		virt_map_level(vms[v], TEST_GPA, TEST_GPA, size, PG_LEVEL_2M);
+		for (i = 0; i < nr_vcpus; i++)
+			vcpu_args_set(vcpus[v][i], 1, TEST_GPA + i * per_vcpu);
+		TEST_ASSERT(kmc_vm_dir(vms[v]), "VM %d is not bound to the module", v);
+	}
+}
+
 static void test_storm(void)
 {
 	struct kmc_stats before = kmc_stats(), after;
-	long passes = 0, freed = total_freed(), unused, recount;
+	long passes = 0, freed = total_freed(), busy = total_busy(), unused, recount;
+	long min_allocs = (long)STORM_CYCLES * NR_VMS * nr_vcpus * rounds * SPARSE_WRITES;
 	pthread_t t;
+	int cycle;
 
-	create_vms(rounds);
 	pthread_create(&t, NULL, storm, &passes);
 	/* Each round's guest code checks the round before. */
-	run_all(2 * rounds);
+	for (cycle = 0; cycle < STORM_CYCLES; cycle++) {
+		if (cycle)
+			free_vms();
+		create_sparse_vms();
+		run_all(2 * rounds);
+	}
 	WRITE_ONCE(storm_stop, 1);
 	pthread_join(t, NULL);
-
-	after = kmc_stats();
+	/* Quiet now: the last cycle's VMs are idle, and no scan runs. */
 	unused = kmc_unused_pages();
 	recount = kmc_recount();
-	printf("%d rounds x %d vCPUs x %d VMs under %ld reclaim passes: %ld pages freed, ",
-	       rounds, nr_vcpus, NR_VMS, passes, total_freed() - freed);
-	printf("allocs %ld, misses %ld, unused %ld recount %ld\n",
-	       after.allocs - before.allocs, after.misses - before.misses, unused, recount);
+	free_vms();
+
+	after = kmc_stats();
+	printf("%d cycles of %d rounds x %d vCPUs x %d VMs under %ld reclaim passes: ",
+	       STORM_CYCLES, rounds, nr_vcpus, NR_VMS, passes);
+	printf("%ld pages freed, %ld caches or lists kept off, allocs %ld, misses %ld, ",
+	       total_freed() - freed, total_busy() - busy, after.allocs - before.allocs,
+	       after.misses - before.misses);
+	printf("then unused %ld recount %ld\n", unused, recount);
 	TEST_ASSERT(passes > 0, "no reclaim pass ran");
 	TEST_ASSERT(total_freed() > freed, "the storm freed no page while the vCPUs faulted");
-	TEST_ASSERT(after.allocs > before.allocs, "the module handed out no page");
+	/* Every write's fault took at least one page from its cache. */
+	TEST_ASSERT(after.allocs - before.allocs >= min_allocs,
+		    "%ld pages from the module for %ld faults that each needed one",
+		    after.allocs - before.allocs, min_allocs);
 	TEST_ASSERT_EQ(after.misses, before.misses);
 	TEST_ASSERT_EQ(unused, recount);
-	free_vms();
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	TEST_ASSERT_EQ(kmc_recount(), 0);
 	printf("ok: faults under a reclaim storm: correct memory, no miss, exact counts\n");

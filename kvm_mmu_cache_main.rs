@@ -362,20 +362,20 @@ impl Provider for CacheProvider {
         )?;
         let name = CString::try_from_fmt(fmt!("vcpu{index}"))?;
         let mut dir = vm.dir.lock();
-        if dir.is_none() {
+        let vm_dir = match dir.take() {
+            Some(vm_dir) => vm_dir,
             // Named after KVM's own directory for the VM, if there is one.
-            *dir = Some(match kvm_vcpu.kvm_debugfs_name() {
+            None => match kvm_vcpu.kvm_debugfs_name() {
                 Some(kvm_name) => shared.vms_dir.subdir(kvm_name)?,
                 None => {
                     let own_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
                     shared.vms_dir.subdir(&own_name)?
                 }
-            });
-        }
-        let file = match &*dir {
-            Some(dir) => dir.show_file(&name, vcpu.clone(), debugfs_files::show_vcpu)?,
-            None => return Err(ENOMEM),
+            },
         };
+        let file = vm_dir.show_file(&name, vcpu.clone(), debugfs_files::show_vcpu);
+        *dir = Some(vm_dir);
+        let file = file?;
         drop(dir);
         vcpus.push(
             VcpuEntry {

@@ -10,8 +10,18 @@
 //! module reference, and `rmmod` fails (`EAGAIN`) until the file is closed.
 //!
 //! A file's contents come from a show function and its data, through
-//! `single_open()`; debugfs's proxy keeps a removal waiting for the reads in
-//! progress, and fails later reads of a removed file with `EIO`.
+//! `single_open()`. debugfs's proxy holds off a removal while an open, read
+//! or seek is in progress (so the data may go once the removal returns),
+//! and fails later reads of a removed file with `EIO`; its close still runs
+//! `single_release()`, which does not use the data.
+//!
+//! Errors of debugfs itself (not configured, a name taken) are ignored, as
+//! the kernel crate's `debugfs` does: the entry is then an error pointer,
+//! which debugfs passes back from any creation under it and which removal
+//! ignores. The module needs `CONFIG_DEBUG_FS=y` to link.
+//!
+//! A show's error is not returned to the reader: `seq_printf()`'s `%pA`
+//! drops it, and the file reads short.
 
 use core::{
     ffi::{
@@ -44,10 +54,12 @@ struct Entry {
     _parent: Option<Arc<Entry>>,
 }
 
-// SAFETY: A dentry may be removed from any thread; the parent is an `Arc`.
+// SAFETY: A dentry may be removed from any thread in process context (the
+// only context that drops an `Entry`); the parent is an `Arc`.
 unsafe impl Send for Entry {}
-// SAFETY: `Entry` offers no access through a shared reference but
-// `dentry`'s value, which never changes.
+// SAFETY: Through a shared reference `Entry` gives only `dentry`'s value,
+// which never changes; children created concurrently under it are
+// serialised by debugfs (the parent inode's lock).
 unsafe impl Sync for Entry {}
 
 impl Drop for Entry {
@@ -75,11 +87,12 @@ impl Dir {
 
     fn create(name: &CStr, parent: Option<Arc<Entry>>) -> Result<Self> {
         let parent_dentry = parent.as_ref().map_or(null_mut(), |p| p.dentry);
-        // SAFETY: `name` is NUL-terminated; `parent_dentry` is NULL (the
-        // root) or the live entry of `parent`, or an error pointer, which
-        // debugfs passes back.
+        // SAFETY: `name` is NUL-terminated (debugfs copies it);
+        // `parent_dentry` is NULL (the root), the live entry of `parent`, or
+        // an error pointer, which debugfs passes back.
         let dentry = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent_dentry) };
-        // INVARIANT: `dentry` was just created, under `parent`, kept alive.
+        // INVARIANT: `dentry` was just created under `parent`, which is kept
+        // alive, or is an error pointer.
         Ok(Self(Arc::new(
             Entry {
                 dentry,
@@ -91,26 +104,31 @@ impl Dir {
 
     /// Creates the file `name`, readable by root only, whose contents
     /// `show` writes from `data`.
-    pub(crate) fn show_file<T: Sync>(
+    ///
+    /// `T` is `'static`: a `File` may be leaked, and its file then read.
+    /// A leaked `File` or `Dir` outlives the module: never leak one.
+    pub(crate) fn show_file<T: Sync + 'static>(
         &self,
         name: &CStr,
         data: T,
         show: ShowFn<T>,
     ) -> Result<File<T>> {
         let node = KBox::new(
-            Node {
-                show_seq: show_node::<T>,
+            ShowData {
+                header: Header {
+                    show_seq: show_data::<T>,
+                },
                 show,
                 data,
             },
             GFP_KERNEL,
         )?;
         let parent = self.0.clone();
-        // SAFETY: `name` is NUL-terminated, `parent.dentry` is live (or an
-        // error pointer, passed back). `OPERATIONS` is static, and it reads
-        // `i_private` as a `Node` header: `node` is one, and stays alive
-        // and in place until the file is removed (the fields of `File`
-        // drop in order).
+        // SAFETY: `name` is NUL-terminated (debugfs copies it),
+        // `parent.dentry` is live (or an error pointer, passed back).
+        // `OPERATIONS` is static, and reads `i_private` as a `Header`:
+        // `node` starts with one, and stays alive and in place until the
+        // file is removed (`File`'s invariant).
         let dentry = unsafe {
             bindings::debugfs_create_file_full(
                 name.as_char_ptr(),
@@ -121,8 +139,9 @@ impl Dir {
                 &OPERATIONS.0,
             )
         };
+        // INVARIANT: `dentry` was just created in `parent` (or is an error
+        // pointer), its `i_private` is `node`, and `_entry` drops first.
         Ok(File {
-            // INVARIANT: `dentry` was just created in `parent`.
             _entry: Entry {
                 dentry,
                 _parent: Some(parent),
@@ -133,34 +152,53 @@ impl Dir {
 }
 
 /// A file from [`Dir::show_file`], removed when dropped.
+///
+/// Dropping it waits for the shows in progress: a show must not take a lock
+/// held where its `File` is dropped.
+///
+/// # Invariants
+///
+/// `_node` is the `i_private` of `_entry.dentry`, and outlives the file:
+/// `_entry` drops first, and its removal waits for the shows in progress.
 pub(crate) struct File<T> {
-    // Dropped first: the removal waits for the reads in progress, which use
-    // `_node`.
     _entry: Entry,
-    _node: KBox<Node<T>>,
+    _node: KBox<ShowData<T>>,
 }
 
-/// What a file's `i_private` points to: a type-erased show first (all
-/// files share one operations table), then the file's own.
+/// Shows the file whose `ShowData` starts with this into `m`.
+///
+/// # Safety
+///
+/// The pointer is to a live `ShowData` whose header this is.
+type ErasedShow = unsafe fn(*const Header, &SeqFile);
+
+/// What all files' `i_private` start with: they share one operations table.
 #[repr(C)]
-struct Node<T> {
-    show_seq: unsafe fn(*const c_void, &SeqFile),
+struct Header {
+    show_seq: ErasedShow,
+}
+
+/// A file's `i_private`.
+#[repr(C)]
+struct ShowData<T> {
+    header: Header,
     show: ShowFn<T>,
     data: T,
 }
 
-/// Shows `node` into `m`.
+/// Shows `header`'s file into `m`.
 ///
 /// # Safety
 ///
-/// `node` points to a live `Node<T>`.
-unsafe fn show_node<T>(node: *const c_void, m: &SeqFile) {
-    // SAFETY: By the safety requirements.
-    let node = unsafe { &*node.cast::<Node<T>>() };
-    m.call_printf(format_args!("{}", Shown(node)));
+/// `header` is the header of a live `ShowData<T>`.
+unsafe fn show_data<T>(header: *const Header, m: &SeqFile) {
+    // SAFETY: By the safety requirements; `header` is its first field
+    // (`repr(C)`).
+    let data = unsafe { &*header.cast::<ShowData<T>>() };
+    m.call_printf(format_args!("{}", Shown(data)));
 }
 
-struct Shown<'a, T>(&'a Node<T>);
+struct Shown<'a, T>(&'a ShowData<T>);
 
 impl<T> fmt::Display for Shown<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,13 +213,13 @@ impl<T> fmt::Display for Shown<'_, T> {
 /// `m` is the `seq_file` of a file opened by [`open`], in a read.
 unsafe extern "C" fn seq_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
     // SAFETY: `m` is valid; `single_open()` set `private` to the file's
-    // `i_private`, a `Node` header, alive during the read (debugfs's proxy
-    // holds off the file's removal meanwhile).
-    let node = unsafe { (*m).private }.cast_const();
-    // SAFETY: Every `Node` starts with its `show_seq` (`repr(C)`).
-    let show_seq = unsafe { *node.cast::<unsafe fn(*const c_void, &SeqFile)>() };
-    // SAFETY: `node` is live (above); the read is the only user of `m`.
-    unsafe { show_seq(node, SeqFile::from_raw(m)) };
+    // `i_private`, the `Header` of its `ShowData`, alive during the read or
+    // seek (debugfs's proxy holds off the file's removal meanwhile).
+    let header = unsafe { (*m).private }.cast::<Header>().cast_const();
+    // SAFETY: As above.
+    let show_seq = unsafe { (*header).show_seq };
+    // SAFETY: `header` is live (above); the read is the only user of `m`.
+    unsafe { show_seq(header, SeqFile::from_raw(m)) };
     0
 }
 
@@ -191,7 +229,9 @@ unsafe extern "C" fn seq_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_
 ///
 /// Called by debugfs's proxy for a file created with [`OPERATIONS`].
 unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-    // SAFETY: `inode` and `file` are valid, `i_private` is the file's `Node`.
+    // SAFETY: `inode` and `file` are valid. `i_private` is the file's
+    // `ShowData`, alive: debugfs's proxy holds off the removal during the
+    // open, and `single_open()` only stores the pointer.
     unsafe { bindings::single_open(file, Some(seq_show), (*inode).i_private) }
 }
 
@@ -209,9 +249,9 @@ static OPERATIONS: Operations = Operations(bindings::file_operations {
     #[cfg(kmc_mutant = "debugfs_no_owner")]
     owner: null_mut(),
     open: Some(open),
+    // Not `seq_read_iter`: debugfs's proxy forwards `read` only.
     read: Some(bindings::seq_read),
     llseek: Some(bindings::seq_lseek),
     release: Some(bindings::single_release),
-    // SAFETY: All-zero is a valid `file_operations`: no method.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });

@@ -25,14 +25,19 @@
  *   kmc_shrinker_test pressure: idle VMs, then a memory hog that needs more
  *     than the guest has: kswapd and direct reclaim take the caches' pages
  *     (the hog stops there, or is OOM-killed); the VMs then refill.
- *     (A cgroup's own limit does not reach the shrinker: it is not
- *     memcg-aware, see Documentation/kvm_mmu_cache.rst.)
+ *   kmc_shrinker_test cgroup: idle VMs whose VMM (this process) is in a
+ *     memory cgroup of its own; proactive reclaim of that cgroup
+ *     (memory.reclaim) does not reach the shrinker, which is not
+ *     memcg-aware (Documentation/kvm_mmu_cache.rst): the caches stay full;
+ *     the root cgroup's memory.reclaim does reach it and frees them; the
+ *     VMs then refill.
  */
 #include <fcntl.h>
 #include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,7 +61,7 @@
 #define SPARSE_ROUND	((u64)SPARSE_WRITES * SZ_2M)
 /* VMs created, run and destroyed one after the other under one storm. */
 #define STORM_CYCLES	8
-#define USAGE		"usage: %s drop|node|mixed|storm|pressure [-t] [-v VCPUS] [-r ROUNDS]"
+#define USAGE		"usage: %s drop|node|mixed|storm|pressure|cgroup [-t] [-v VCPUS] [-r ROUNDS]"
 
 static int nr_vcpus = 2, rounds = 6;
 static struct kvm_vm *vms[NR_VMS];
@@ -587,6 +592,67 @@ static void test_pressure(void)
 	printf("ok: real reclaim takes the caches' unused pages\n");
 }
 
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+#define CGROUP_VMM	CGROUP_ROOT "/kmc_vmm"
+
+/*
+ * Asks @cgroup to reclaim more than the guest has: the write fails with
+ * EAGAIN once nothing more can be reclaimed, which is expected here.
+ */
+static void memory_reclaim(const char *cgroup)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/memory.reclaim", cgroup);
+	fd = open(path, O_WRONLY);
+	TEST_ASSERT(fd >= 0, "open %s: errno = %d", path, errno);
+	if (write(fd, "8G", 2) < 0)
+		TEST_ASSERT(errno == EAGAIN, "write %s: errno = %d", path, errno);
+	close(fd);
+}
+
+static void test_cgroup(void)
+{
+	long expected, freed, unused_child, freed_child;
+	char pid[16];
+
+	if (access(CGROUP_ROOT "/cgroup.controllers", F_OK))
+		TEST_ASSERT(!mount("none", CGROUP_ROOT, "cgroup2", 0, NULL),
+			    "mount cgroup2 on " CGROUP_ROOT ": errno = %d", errno);
+	write_file(CGROUP_ROOT "/cgroup.subtree_control", "+memory");
+	TEST_ASSERT(!mkdir(CGROUP_VMM, 0755) || errno == EEXIST, "mkdir " CGROUP_VMM);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CGROUP_VMM "/cgroup.procs", pid);
+
+	create_vms(3);
+	run_all(2);
+	expected = (long)NR_VMS * nr_vcpus * full_pages_per_vcpu();
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+
+	freed = total_freed();
+	memory_reclaim(CGROUP_VMM);
+	unused_child = kmc_unused_pages();
+	freed_child = total_freed() - freed;
+	memory_reclaim(CGROUP_ROOT);
+	printf("memory.reclaim of the VMM's cgroup: unused_pages %ld -> %ld, shrinker freed %ld; ",
+	       expected, unused_child, freed_child);
+	printf("of the root cgroup: -> %ld, freed %ld\n", kmc_unused_pages(),
+	       total_freed() - freed - freed_child);
+	TEST_ASSERT_EQ(unused_child, expected);
+	TEST_ASSERT_EQ(freed_child, 0);
+	TEST_ASSERT(total_freed() > freed, "the root cgroup's reclaim freed no cached page");
+	TEST_ASSERT_EQ(kmc_recount(), kmc_unused_pages());
+
+	run_all(2);
+	TEST_ASSERT_EQ(assert_all_full(), expected);
+	free_vms();
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	write_file(CGROUP_ROOT "/cgroup.procs", pid);
+	TEST_ASSERT(!rmdir(CGROUP_VMM), "rmdir " CGROUP_VMM ": errno = %d", errno);
+	printf("ok: a cgroup's own reclaim leaves the caches, root reclaim takes them\n");
+}
+
 int main(int argc, char *argv[])
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -625,6 +691,8 @@ int main(int argc, char *argv[])
 		test_storm();
 	else if (!strcmp(mode, "pressure"))
 		test_pressure();
+	else if (!strcmp(mode, "cgroup"))
+		test_cgroup();
 	else
 		TEST_FAIL(USAGE, argv[0]);
 	return 0;

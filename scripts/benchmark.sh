@@ -12,7 +12,7 @@
 #    configuration built without patches/ (build-kernel.sh bench-noseam,
 #    or noseam), KVM's built-in caches in both, in alternating boots.
 # 3. The fault path under a shrinker storm: the module alone against the
-#    module with every node scanned every 100 ms, interleaved in one boot
+#    module with every node scanned every 10 ms, interleaved in one boot
 #    (fault_bench and demand_paging), with what the scans found.
 #
 # By default under QEMU's instruction counter (-icount shift=0,sleep=off,
@@ -80,7 +80,7 @@ fi
 
 if [[ $parts == *" 3 "* ]]; then
 	log "part 3: the module under a shrinker storm vs the module alone"
-	KMC_TESTS=fault_bench,demand_paging bench_boot "$kernel" storm module,storm "$rounds"
+	KMC_TESTS=fault_bench,demand_paging bench_boot "$kernel" storm module,loop,storm "$rounds"
 fi
 
 python3 - "$out" "$clock" "$rounds" "$kernel" <<'PY' | tee "$out/summary.txt"
@@ -180,28 +180,31 @@ if os.path.exists(storm_path):
     failed += w
     found = {}
     for line in open(storm_path, errors="replace"):
-        m = re.match(r"@@@ STORM mode=(\S+) test=(\S+) v=(\d+) round=(\d+) totals=(\d+),(\d+),(\d+),(\d+)", line)
+        m = re.match(r"@@@ STORM mode=(\S+) test=(\S+) v=(\d+) round=(\d+) totals=(\d+),(\d+),(\d+),(\d+),(\d+)", line)
         if m:
             key = (m.group(1), m.group(2), int(m.group(3)))
             found.setdefault(key, []).append(tuple(int(x) for x in m.groups()[4:]))
     print()
-    print("the fault path under a shrinker storm (every node scanned every 100 ms, 128 pages")
-    print("a scan): ratio per round to the module alone; per run, medians of the scans, the")
-    print("pages they freed and the caches they found in use or locked (busy)")
-    print(f"{'mode':<7}{'test':<19}{'vCPUs':>5} {'module':>9} {'storm':>9} {'ratio':>6} {'[spread]':<13}"
-          f" {'scans':>6} {'freed':>6} {'busy':>5}")
+    print("the fault path under a shrinker storm (every node scanned every 10 ms, 128 pages")
+    print("a scan) and under the same loop scanning nothing (its scans to /dev/null): ratios")
+    print("per round to the module alone and storm/loop (what the scans add); per run, medians")
+    print("of the node scans, the pages they freed, the caches with pages they visited and the")
+    print("caches in use or lists locked they kept off (busy)")
+    print(f"{'mode':<7}{'test':<15}{'vCPUs':>5} {'module':>8} {'loop':>6} {'[spread]':<13} {'storm':>6} {'[spread]':<13}"
+          f" {'s/loop':>6} {'[spread]':<13} {'scans':>5} {'freed':>5} {'visit':>5} {'busy':>4}")
     for (mode, test, v), rows in sorted(r.items(), key=lambda kv: (order.get(kv[0][0], 9),) + kv[0][1:]):
-        full = [x for x in rows.values() if "module" in x and "storm" in x and x["module"] > 0]
+        full = [x for x in rows.values() if all(k in x for k in ("module", "loop", "storm")) and x["module"] > 0]
         if not full:
-            print(f"{mode:<7}{test:<19}{v:>5}  no complete round")
+            print(f"{mode:<7}{test:<15}{v:>5}  no complete round")
             failed.append(f"storm {mode} {test} v={v}: no complete round")
             continue
-        rs = [x["storm"] / x["module"] for x in full]
-        f = found.get((mode, test, v), [(0, 0, 0, 0)])
-        print(f"{mode:<7}{test:<19}{v:>5} {fmt(statistics.median(x['module'] for x in full)):>9} "
-              f"{fmt(statistics.median(x['storm'] for x in full)):>9} {statistics.median(rs):>6.3f} [{spread(rs)}]"
-              f" {statistics.median(t[0] for t in f):>6} {statistics.median(t[2] for t in f):>6}"
-              f" {statistics.median(t[3] for t in f):>5}")
+        ratios = {k: [x[a] / x[b] for x in full] for k, a, b in
+                  (("loop", "loop", "module"), ("storm", "storm", "module"), ("sl", "storm", "loop"))}
+        f = found.get((mode, test, v), [(0, 0, 0, 0, 0)])
+        cols = " ".join(f"{statistics.median(ratios[k]):>6.3f} [{spread(ratios[k])}]" for k in ("loop", "storm", "sl"))
+        print(f"{mode:<7}{test:<15}{v:>5} {fmt(statistics.median(x['module'] for x in full)):>8} {cols}"
+              f" {statistics.median(t[0] for t in f):>5} {statistics.median(t[2] for t in f):>5}"
+              f" {statistics.median(t[3] for t in f):>5} {statistics.median(t[4] for t in f):>4}")
 
 if failed:
     print()

@@ -109,15 +109,17 @@ static long total_freed(void)
 	return freed;
 }
 
-static long total_busy(void)
+static struct kmc_node total_nodes(void)
 {
-	struct kmc_node nodes[KMC_MAX_NODES];
+	struct kmc_node nodes[KMC_MAX_NODES], sum = {};
 	int i, n = read_nodes(nodes, KMC_MAX_NODES);
-	long busy = 0;
 
-	for (i = 0; i < n; i++)
-		busy += nodes[i].busy;
-	return busy;
+	for (i = 0; i < n; i++) {
+		sum.scans += nodes[i].scans;
+		sum.visited += nodes[i].visited;
+		sum.busy += nodes[i].busy;
+	}
+	return sum;
 }
 
 static void write_file(const char *path, const char *s)
@@ -482,7 +484,8 @@ static void create_sparse_vms(void)
 static void test_storm(void)
 {
 	struct kmc_stats before = kmc_stats(), after;
-	long passes = 0, freed = total_freed(), busy = total_busy(), unused, recount;
+	long passes = 0, freed = total_freed(), unused, recount;
+	struct kmc_node start = total_nodes(), end;
 	long min_allocs = (long)STORM_CYCLES * NR_VMS * nr_vcpus * rounds * SPARSE_WRITES;
 	pthread_t t;
 	int cycle;
@@ -505,9 +508,11 @@ static void test_storm(void)
 	after = kmc_stats();
 	printf("%d cycles of %d rounds x %d vCPUs x %d VMs under %ld reclaim passes: ",
 	       STORM_CYCLES, rounds, nr_vcpus, NR_VMS, passes);
-	printf("%ld pages freed, %ld caches or lists kept off, allocs %ld, misses %ld, ",
-	       total_freed() - freed, total_busy() - busy, after.allocs - before.allocs,
-	       after.misses - before.misses);
+	end = total_nodes();
+	printf("%ld node scans visited %ld caches with pages and kept off %ld in use or locked, ",
+	       end.scans - start.scans, end.visited - start.visited, end.busy - start.busy);
+	printf("%ld pages freed, allocs %ld, misses %ld, ", total_freed() - freed,
+	       after.allocs - before.allocs, after.misses - before.misses);
 	printf("then unused %ld recount %ld\n", unused, recount);
 	TEST_ASSERT(passes > 0, "no reclaim pass ran");
 	TEST_ASSERT(total_freed() > freed, "the storm freed no page while the vCPUs faulted");

@@ -244,8 +244,15 @@ reports() {
 	done
 	{
 		[ ${#files[@]} -eq 0 ] || awk -v re="$REPORTS" '
-			FNR == 1 { w = "boot" }
+			FNR == 1 { w = "boot"; expect = oom = 0 }
 			{ sub(/\r$/, "") }
+			# An OOM kill dumps the stack of the task that invoked
+			# it: expected between a test"s kmc-expect markers only
+			# (kmc_shrinker_test pressure), one Call Trace per report.
+			/kmc-expect: oom-kill begin/ { expect = 1; next }
+			/kmc-expect: oom-kill end/ { expect = oom = 0; next }
+			expect && /invoked oom-killer/ { oom++ }
+			oom && /Call Trace:/ { oom--; next }
 			match($0, /kmc-(mode|mutant): [^ ]+ (begin|end)/) {
 				split(substr($0, RSTART, RLENGTH), m, " ")
 				w = m[3] == "begin" ? (m[1] == "kmc-mutant:" ? "mutant/" : "") m[2] : "boot"

@@ -38,19 +38,24 @@ for flavor in release debug; do
 done
 
 log "host checks"
-"$KMC_ROOT/scripts/lint.sh" --summary "$outdir/lint.summary"
+"$KMC_ROOT/scripts/lint.sh" --summary "$outdir/lint.summary" | tee "$outdir/lint.lines"
 count "$outdir/lint.summary"
 
 for flavor in ${KMC_FLAVORS:-debug release}; do
 	log "bench: $flavor kernel, MMU modes: $modes"
 	# Its failures are counted from the summary it writes.
 	"$KMC_ROOT/scripts/bench.sh" --flavor "$flavor" --mode "${modes// /,}" --run suite \
-		--filter "$filter" --out "$outdir/$flavor" || true
+		--filter "$filter" --out "$outdir/$flavor" | tee "$outdir/$flavor.lines" || true
 	count "$outdir/$flavor/summary"
 done
 
 log "suite took $(($(date +%s) - start)) s; logs in $outdir"
 [ $skipped -gt 0 ] && echo "($skipped skipped)"
 [ $flaky -gt 0 ] && echo "($flaky flaky: failed, then passed on a later run; grep FLAKY above)"
+# Again, next to the count: a CI excerpt may show only the end.
+if [ $failed -gt 0 ]; then
+	echo "failed:"
+	grep -h '^FAIL' "$outdir"/*.lines || true
+fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -33,32 +33,6 @@ static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu)
 	return vm;
 }
 
-static int delete_module(const char *name)
-{
-	return syscall(__NR_delete_module, name, O_NONBLOCK);
-}
-
-static void insmod(void)
-{
-	int fd = open(KMC_KO, O_RDONLY | O_CLOEXEC);
-
-	TEST_ASSERT(fd >= 0, "open %s", KMC_KO);
-	TEST_ASSERT(!syscall(__NR_finit_module, fd, "", 0), "insmod %s", KMC_KO);
-	close(fd);
-}
-
-/* The module's reference count, from sysfs. */
-static int module_refcnt(void)
-{
-	FILE *f = fopen("/sys/module/kvm_mmu_cache/refcnt", "r");
-	int refs = -1;
-
-	TEST_ASSERT(f, "open refcnt: errno = %d", errno);
-	TEST_ASSERT(fscanf(f, "%d", &refs) == 1, "read refcnt");
-	fclose(f);
-	return refs;
-}
-
 static void test_bound(void)
 {
 	char vcpu_file[256], buf[256];
@@ -77,7 +51,7 @@ static void test_bound(void)
 	TEST_ASSERT_EQ(kmc_unused_pages(), kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
 	c = kmc_read_vcpu(kmc_vm_dir(vm), 0);
 
-	r = delete_module("kvm_mmu_cache");
+	r = kmc_delete_module("kvm_mmu_cache");
 	TEST_ASSERT(r == -1 && (errno == EBUSY || errno == EAGAIN),
 		    "rmmod with a bound VM: r = %d, errno = %d", r, errno);
 	printf("rmmod refused with %s while the VM lives\n",
@@ -105,21 +79,21 @@ static void test_bound(void)
 	r = read(fd, buf, sizeof(buf));
 	TEST_ASSERT(r == -1 && errno == EIO,
 		    "read of a removed vCPU file: r = %d, errno = %d", r, errno);
-	refs = module_refcnt();
+	refs = kmc_module_refcnt();
 	if (refs < 1)
 		close(fd);
 	TEST_ASSERT(refs >= 1, "an open debugfs file holds no module reference");
-	r = delete_module("kvm_mmu_cache");
+	r = kmc_delete_module("kvm_mmu_cache");
 	TEST_ASSERT(r == -1 && errno == EAGAIN,
 		    "rmmod with a debugfs file open: r = %d, errno = %d", r, errno);
 	close(fd);
 	printf("a removed vCPU file reads EIO; while open, rmmod is refused with EAGAIN\n");
 
 	/* With the VM gone the module unloads; load it back for what follows. */
-	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
+	TEST_ASSERT(!kmc_delete_module("kvm_mmu_cache"),
 		    "rmmod after the VM is gone: errno = %d", errno);
 	TEST_ASSERT(!kmc_loaded(), "module still loaded after rmmod");
-	insmod();
+	kmc_insmod();
 	printf("rmmod succeeded once the VM was gone\n");
 }
 
@@ -144,7 +118,7 @@ static void test_unbound(void)
 	vm = create_vm(&vcpu);
 	kmc_run_round(vcpu);
 
-	insmod();
+	kmc_insmod();
 	TEST_ASSERT(kmc_loaded(), "module not loaded after insmod");
 	before = kmc_stats();
 	grown = fresh_round_kb(vcpu);
@@ -160,7 +134,7 @@ static void test_unbound(void)
 	printf("after insmod: KVM's own caches served %ld kB of new page tables\n", grown);
 
 	/* Not bound, so the module is free to go while the VM runs on. */
-	TEST_ASSERT(!delete_module("kvm_mmu_cache"),
+	TEST_ASSERT(!kmc_delete_module("kvm_mmu_cache"),
 		    "rmmod with only an unbound VM: errno = %d", errno);
 	grown = fresh_round_kb(vcpu);
 	TEST_ASSERT(grown > 0, "no new page tables for fresh memory after rmmod");

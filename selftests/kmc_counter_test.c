@@ -15,7 +15,10 @@
  * Once the VMs are gone the counts are 0, the directories are gone and KVM's
  * SecPageTables is back to its value before the VMs.
  *
- *   kmc_counter_test [-n VMS] [-v VCPUS_PER_VM] [-r ROUNDS]
+ *   kmc_counter_test [-n VMS] [-v VCPUS_PER_VM] [-r ROUNDS] [-b]
+ *
+ * -b: without the module, the same VMs and rounds and no count: how often
+ * the emulator alone fails this workload, for comparison.
  */
 #include <pthread.h>
 #include <sys/prctl.h>
@@ -32,7 +35,7 @@
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
 
-static int nr_vms = 1, nr_vcpus = 2, rounds = 3;
+static int nr_vms = 1, nr_vcpus = 2, rounds = 3, base;
 static struct kvm_vm *vms[MAX_VMS];
 static struct kvm_vcpu *vcpus[MAX_VMS][MAX_VCPUS];
 static struct kmc_vcpu_caches last[MAX_VMS][MAX_VCPUS];
@@ -125,6 +128,25 @@ static long check_vcpus(int round, int shadow, long capacity)
 	return total;
 }
 
+static void run_base(void)
+{
+	int v, round;
+
+	for (v = 0; v < nr_vms; v++) {
+		vms[v] = vm_create_with_vcpus(nr_vcpus, kmc_guest_fault_rounds, vcpus[v]);
+		kmc_add_round_memory(vms[v], vcpus[v], nr_vcpus, TEST_GPA,
+				     TEST_SLOT, rounds);
+	}
+	for (round = 0; round < rounds; round++) {
+		run_all_to_sync();
+		run_all_to_sync();
+	}
+	for (v = 0; v < nr_vms; v++)
+		kvm_vm_free(vms[v]);
+	printf("ok: %d VMs x %d vCPUs, %d rounds without the module\n",
+	       nr_vms, nr_vcpus, rounds);
+}
+
 int main(int argc, char *argv[])
 {
 	long capacity, unused, recount, files, expected, before_kb;
@@ -132,7 +154,7 @@ int main(int argc, char *argv[])
 	int opt, v, round, shadow;
 	char path[256];
 
-	while ((opt = getopt(argc, argv, "n:v:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:v:r:b")) != -1) {
 		switch (opt) {
 		case 'n':
 			nr_vms = atoi(optarg);
@@ -143,17 +165,25 @@ int main(int argc, char *argv[])
 		case 'r':
 			rounds = atoi(optarg);
 			break;
+		case 'b':
+			base = 1;
+			break;
 		default:
-			TEST_FAIL("usage: %s [-n VMS] [-v VCPUS] [-r ROUNDS]", argv[0]);
+			TEST_FAIL("usage: %s [-n VMS] [-v VCPUS] [-r ROUNDS] [-b]", argv[0]);
 		}
 	}
 	TEST_ASSERT(nr_vms >= 1 && nr_vms <= MAX_VMS && nr_vcpus >= 1 &&
 		    nr_vcpus <= MAX_VCPUS && rounds >= 1,
 		    "bad -n %d -v %d -r %d", nr_vms, nr_vcpus, rounds);
 
-	TEST_REQUIRE(kmc_loaded());
 	/* 4 KiB host pages only, so that KVM maps every page at 4 KiB. */
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	if (base) {
+		TEST_ASSERT(!kmc_loaded(), "-b runs without the module");
+		run_base();
+		return 0;
+	}
+	TEST_REQUIRE(kmc_loaded());
 	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 	capacity = kmc_capacity();
 	shadow = kmc_shadow_paging();

@@ -10,14 +10,29 @@
  * as KVM's own caches do, and is simply run again; once injection stops the
  * guest finishes and its memory is intact. With kvm_mmu_cache loaded the VM
  * is bound, no allocation missed, and the counter of unused pages equals its
- * recount. Run without and with the module (the debug kernel has fault
- * injection); a kmemleak scan after the suite finds what was leaked.
+ * recount. This at 10%, 25% and 50% of allocations failing, and with the
+ * module also for a NUMA-aware VM whose memory lies on both nodes (its
+ * vCPU tops up per-node caches under injection).
+ *
+ * Then VM and vCPU creation under injection (the provider's vm_init and
+ * vcpu_init allocate too): KVM_CREATE_VM and KVM_CREATE_VCPU succeed or
+ * fail with ENOMEM, and with the module every VM created is bound. And
+ * shrinker runs (drop_caches, per-node scans) from a task whose
+ * allocations fail: they free the cached pages all the same.
+ *
+ * After each part SecPageTables is back at its value before it and the
+ * module's counters are 0. Run without and with the module (the debug
+ * kernel has fault injection); a kmemleak scan after the suite finds what
+ * was leaked.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+
+#include <linux/mempolicy.h>
 
 #include <linux/sizes.h>
 
@@ -30,9 +45,13 @@
 #define TEST_GPA	BIT_ULL(32)
 #define TEST_PAGES	(SZ_64M / PAGE_SIZE)
 #define SYNC_EVERY	64
-#define PROBABILITY	"50"
-/* Far more than 50% failures can cause: a topup that never succeeds. */
+/*
+ * Far more than 50% failures cause: a topup of KVM's pte_list_desc cache
+ * must get 13 objects in a row (1 in 8192 tries at 50%), so 50% is the
+ * highest probability with progress in every MMU mode.
+ */
 #define MAX_ENOMEM	100000
+#define CREATE_TRIES	40
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -40,16 +59,6 @@
 
 #define FAIL_PAGE "/sys/kernel/debug/fail_page_alloc/"
 #define FAILSLAB "/sys/kernel/debug/failslab/"
-
-static void write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-
-	TEST_ASSERT(fd >= 0, "open %s", path);
-	TEST_ASSERT(write(fd, val, strlen(val)) == (ssize_t)strlen(val),
-		    "write '%s' to %s", val, path);
-	close(fd);
-}
 
 static void setup_injection(const char *dir, const char *probability)
 {
@@ -62,17 +71,17 @@ static void setup_injection(const char *dir, const char *probability)
 
 	for (i = 0; i < ARRAY_SIZE(settings); i++) {
 		snprintf(path, sizeof(path), "%s%s", dir, settings[i][0]);
-		write_file(path, settings[i][1]);
+		kmc_write_file(path, settings[i][1]);
 	}
 	snprintf(path, sizeof(path), "%sprobability", dir);
-	write_file(path, probability);
+	kmc_write_file(path, probability);
 }
 
 /* Injection off, at exit too, whatever happened. */
 static void stop_injection(void)
 {
-	write_file(FAIL_PAGE "probability", "0");
-	write_file(FAILSLAB "probability", "0");
+	kmc_write_file(FAIL_PAGE "probability", "0");
+	kmc_write_file(FAILSLAB "probability", "0");
 }
 
 /*
@@ -146,63 +155,122 @@ static int run_pass(struct kvm_vcpu *vcpu, int fd)
 	}
 }
 
-int main(int argc, char *argv[])
+/* An open make-it-fail file of the calling task, for arm()/disarm(). */
+static int open_make_it_fail(void)
 {
-	long before_kb, unused, recount, full;
-	struct kmc_vcpu_caches c;
-	struct kvm_vcpu *vcpu;
-	int fd, failed, module;
-	struct kvm_vm *vm;
 	char path[64];
-
-	TEST_REQUIRE(!access(FAIL_PAGE "probability", W_OK) &&
-		     !access(FAILSLAB "probability", W_OK));
-	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
-	module = kmc_loaded();
-
-	before_kb = kmc_sec_page_tables_kb();
-	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
-	/* Populate guest memory now, so that only KVM's allocations can fail. */
-	populate(vm);
-
-	/*
-	 * Kernel page allocations of any order, and slab allocations, may
-	 * fail; user (highmem) pages are all there already.
-	 */
-	atexit(stop_injection);
-	setup_injection(FAIL_PAGE, PROBABILITY);
-	write_file(FAIL_PAGE "min-order", "0");
-	write_file(FAIL_PAGE "ignore-gfp-highmem", "Y");
-	setup_injection(FAILSLAB, PROBABILITY);
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%ld/make-it-fail",
 		 (long)syscall(__NR_gettid));
 	fd = open(path, O_WRONLY);
 	TEST_ASSERT(fd >= 0, "open %s", path);
+	return fd;
+}
 
+static void arm(int fd, int on)
+{
+	TEST_ASSERT(pwrite(fd, on ? "1" : "0", 1, 0) == 1, "make-it-fail %d", on);
+}
+
+/*
+ * Kernel page allocations of any order, and slab allocations, fail at
+ * @probability percent for the tasks armed; user (highmem) pages are all
+ * there already.
+ */
+static void start_injection(const char *probability)
+{
+	setup_injection(FAIL_PAGE, probability);
+	kmc_write_file(FAIL_PAGE "min-order", "0");
+	kmc_write_file(FAIL_PAGE "ignore-gfp-highmem", "Y");
+	setup_injection(FAILSLAB, probability);
+}
+
+static int have_node1(void)
+{
+	return !access("/sys/devices/system/node/node1", F_OK);
+}
+
+/* Half of the test memory on node 0, half on node 1. */
+static void split_nodes(struct kvm_vm *vm)
+{
+	char *hva = addr_gpa2hva(vm, TEST_GPA);
+	size_t half = TEST_PAGES * PAGE_SIZE / 2;
+	unsigned long node;
+
+	for (node = 0; node < 2; node++) {
+		unsigned long mask = 1UL << node;
+
+		TEST_ASSERT(!syscall(__NR_mbind, hva + node * half, half, MPOL_BIND,
+				     &mask, 8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT),
+			    "mbind half of the test memory to node %lu", node);
+	}
+}
+
+/*
+ * One VM faults in all its memory while @probability percent of
+ * allocations fail, then runs on without injection; its module caches are
+ * checked. Returns how many KVM_RUNs failed with ENOMEM.
+ */
+static int fault_under_injection(const char *probability, int numa, int module)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_NUMA_AWARE_PAGE_TABLE, .args = { 1 } };
+	long before_kb = kmc_sec_page_tables_kb(), unused, recount, node_allocs = 0;
+	struct kmc_vcpu_caches c;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int fd, failed, n;
+
+	vm = vm_create(1);
+	if (numa)
+		vm_ioctl(vm, KVM_ENABLE_CAP, &cap);
+	vcpu = vm_vcpu_add(vm, 0, guest_code);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
+				    TEST_PAGES, 0);
+	if (numa)
+		split_nodes(vm);
+	virt_map(vm, TEST_GPA, TEST_GPA, TEST_PAGES);
+	vcpu_args_set(vcpu, 2, TEST_GPA, TEST_PAGES);
+	/* Populate guest memory now, so that only KVM's allocations can fail. */
+	populate(vm);
+
+	start_injection(probability);
+	fd = open_make_it_fail();
 	failed = run_pass(vcpu, fd);
 	stop_injection();
 	close(fd);
-	printf("pass 1, %s%% of allocations failing: %d KVM_RUNs failed with ENOMEM\n",
-	       PROBABILITY, failed);
-	TEST_ASSERT(failed > 0, "no allocation failure reached KVM_RUN");
+	TEST_ASSERT(failed > 0, "%s%%: no allocation failure reached KVM_RUN", probability);
 
 	/* Injection is off: the VM runs, and its memory is intact. */
 	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
-	printf("pass 2 without injection: all %llu pages verified\n", TEST_PAGES);
+	printf("%s%% of allocations failing%s: %d KVM_RUNs failed with ENOMEM; then all %llu pages verified\n",
+	       probability, numa ? ", NUMA-aware VM on 2 nodes" : "", failed, TEST_PAGES);
 
 	if (module) {
 		TEST_ASSERT(kmc_vm_dir(vm), "the VM is not bound to the loaded module");
 		c = kmc_read_vcpu(kmc_vm_dir(vm), 0);
 		unused = kmc_unused_pages();
 		recount = kmc_recount();
-		printf("module: topups %ld allocs %ld misses %ld; unused_pages %ld recount %ld\n",
-		       c.page_table.topups, c.page_table.allocs, c.page_table.misses,
-		       unused, recount);
-		/* Pass 2's fault needed no new table: its topup refilled. */
-		full = kmc_assert_vcpu_full(kmc_vm_dir(vm), 0);
 		TEST_ASSERT_EQ(unused, recount);
-		TEST_ASSERT_EQ(unused, full);
+		if (numa) {
+			/* A per-node cache for each node of the memory, none missed. */
+			TEST_ASSERT_EQ(c.nr_nodes, 2);
+			for (n = 0; n < c.nr_nodes; n++) {
+				TEST_ASSERT_EQ(c.node_page_table[n].misses, 0);
+				TEST_ASSERT_EQ(c.node_page_table[n].held, 0);
+				TEST_ASSERT(c.node_page_table[n].allocs > 0,
+					    "node %d cache handed out nothing", c.node_id[n]);
+				node_allocs += c.node_page_table[n].allocs;
+			}
+			TEST_ASSERT_EQ(c.page_table.misses, 0);
+			printf("  module: node caches allocs %ld, misses 0; unused_pages %ld recount %ld\n",
+			       node_allocs, unused, recount);
+		} else {
+			/* The last fault needed no new table: its topup refilled. */
+			TEST_ASSERT_EQ(unused, kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
+			printf("  module: topups %ld allocs %ld misses 0; unused_pages %ld recount %ld\n",
+			       c.page_table.topups, c.page_table.allocs, unused, recount);
+		}
 	}
 	kvm_vm_free(vm);
 	kmc_assert_sec_page_tables_back(before_kb);
@@ -210,6 +278,153 @@ int main(int argc, char *argv[])
 		TEST_ASSERT_EQ(kmc_unused_pages(), 0);
 		TEST_ASSERT_EQ(kmc_recount(), 0);
 	}
-	printf("ok\n");
+	return failed;
+}
+
+/*
+ * KVM_CREATE_VM and KVM_CREATE_VCPU, CREATE_TRIES times each while half of
+ * the allocations fail: each succeeds or fails with ENOMEM; with the module
+ * each VM created is bound (a failing vm_init fails the creation).
+ */
+static void create_under_injection(int module)
+{
+	int kvm_fd, vm_fd, vcpu_fd, fd, i, vms = 0, vm_enomem = 0, vcpus = 0, vcpu_enomem = 0;
+	long before_kb = kmc_sec_page_tables_kb();
+	long bound_before = module ? kmc_stats().vms_bound : 0;
+
+	kvm_fd = open_kvm_dev_path_or_exit();
+	fd = open_make_it_fail();
+	start_injection("50");
+	for (i = 0; i < CREATE_TRIES; i++) {
+		arm(fd, 1);
+		vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+		arm(fd, 0);
+		if (vm_fd < 0) {
+			TEST_ASSERT(errno == ENOMEM, "KVM_CREATE_VM: errno %d (%s), expected ENOMEM",
+				    errno, strerror(errno));
+			vm_enomem++;
+			continue;
+		}
+		vms++;
+		arm(fd, 1);
+		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+		arm(fd, 0);
+		if (vcpu_fd < 0) {
+			TEST_ASSERT(errno == ENOMEM, "KVM_CREATE_VCPU: errno %d (%s), expected ENOMEM",
+				    errno, strerror(errno));
+			vcpu_enomem++;
+		} else {
+			vcpus++;
+			close(vcpu_fd);
+		}
+		close(vm_fd);
+	}
+	stop_injection();
+	close(fd);
+	close(kvm_fd);
+	printf("creation at 50%%: %d VMs created, %d ENOMEM; %d vCPUs created, %d ENOMEM\n",
+	       vms, vm_enomem, vcpus, vcpu_enomem);
+	TEST_ASSERT(vm_enomem > 0 && vms > 0, "no mix of created and failed VMs");
+	if (module) {
+		/* A VM whose creation failed after vm_init() was bound too. */
+		TEST_ASSERT(kmc_stats().vms_bound - bound_before >= vms,
+			    "%ld VMs bound, %d created", kmc_stats().vms_bound - bound_before, vms);
+		TEST_ASSERT(!kmc_any_vm_dir(), "a VM directory is left");
+		TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+		TEST_ASSERT_EQ(kmc_recount(), 0);
+	}
+	kmc_assert_sec_page_tables_back(before_kb);
+}
+
+/*
+ * Writes @s to @path with this task's allocations failing (@fd armed); a
+ * write that fails with ENOMEM (copying the buffer in) is tried again.
+ * Returns how many did.
+ */
+static int write_armed(int fd, const char *path, const char *s)
+{
+	int file = open(path, O_WRONLY), enomem = 0;
+	ssize_t r;
+
+	TEST_ASSERT(file >= 0, "open %s", path);
+	for (;;) {
+		arm(fd, 1);
+		r = write(file, s, strlen(s));
+		arm(fd, 0);
+		if (r >= 0 || errno != ENOMEM)
+			break;
+		enomem++;
+		TEST_ASSERT(enomem < MAX_ENOMEM, "write %s: ENOMEM %d times", path, enomem);
+	}
+	TEST_ASSERT(r == (ssize_t)strlen(s), "write '%s' to %s: %zd, errno %d", s, path, r, errno);
+	close(file);
+	return enomem;
+}
+
+/*
+ * Idle VM with full caches; drop_caches and per-node scans run from this
+ * task with half of its allocations failing: all cached pages are freed.
+ */
+static void shrink_under_injection(void)
+{
+	long full, freed = kmc_total_freed();
+	int fd, node, enomem = 0;
+	struct kvm_vcpu *vcpu;
+	char path[300];
+	struct kvm_vm *vm;
+
+	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
+	populate(vm);
+	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
+	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
+	full = kmc_assert_vcpu_full(kmc_vm_dir(vm), 0);
+
+	fd = open_make_it_fail();
+	start_injection("50");
+	snprintf(path, sizeof(path), "%s/scan", kmc_shrinker_dir());
+	for (node = 0; node < 1 + have_node1(); node++)
+		enomem += write_armed(fd, path, node ? "0 1 128" : "0 0 128");
+	enomem += write_armed(fd, "/proc/sys/vm/drop_caches", "2");
+	stop_injection();
+	close(fd);
+	printf("shrinker at 50%%: unused_pages %ld -> %ld, freed %ld (%d writes ENOMEM)\n",
+	       full, kmc_unused_pages(), kmc_total_freed() - freed, enomem);
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
+	TEST_ASSERT_EQ(kmc_total_freed() - freed, full);
+	kvm_vm_free(vm);
+}
+
+int main(int argc, char *argv[])
+{
+	static const char *const probabilities[] = { "10", "25", "50" };
+	long before_kb, misses = 0;
+	int module, failed = 0;
+	size_t i;
+
+	TEST_REQUIRE(!access(FAIL_PAGE "probability", W_OK) &&
+		     !access(FAILSLAB "probability", W_OK));
+	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	module = kmc_loaded();
+	if (module)
+		misses = kmc_stats().misses;
+	before_kb = kmc_sec_page_tables_kb();
+	atexit(stop_injection);
+
+	for (i = 0; i < ARRAY_SIZE(probabilities); i++)
+		failed += fault_under_injection(probabilities[i], 0, module);
+	if (module && have_node1())
+		failed += fault_under_injection("50", 1, module);
+	create_under_injection(module);
+	if (module)
+		shrink_under_injection();
+
+	kmc_assert_sec_page_tables_back(before_kb);
+	if (module) {
+		TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+		TEST_ASSERT_EQ(kmc_recount(), 0);
+		TEST_ASSERT_EQ(kmc_stats().misses, misses);
+	}
+	printf("ok: %d KVM_RUNs failed with ENOMEM in all\n", failed);
 	return 0;
 }

@@ -37,10 +37,6 @@
 #include "ucall_common.h"
 #include "kmc_util.h"
 
-#ifndef KVM_CAP_NUMA_AWARE_PAGE_TABLE
-#define KVM_CAP_NUMA_AWARE_PAGE_TABLE 0x10000
-#endif
-
 #define TEST_SLOT	10
 #define TEST_GPA	BIT_ULL(32)
 #define TEST_PAGES	(SZ_64M / PAGE_SIZE)

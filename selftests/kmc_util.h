@@ -8,11 +8,14 @@
 #define KMC_UTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 #include <linux/sizes.h>
 
@@ -24,6 +27,11 @@
 #define KMC_DEBUGFS "/sys/kernel/debug/kvm_mmu_cache"
 #define KMC_PARAMS "/sys/module/kvm_mmu_cache/parameters"
 #define KMC_KO "/kmc/modules/kvm_mmu_cache.ko"
+
+/* The module's capability, outside upstream's numbers (Documentation/). */
+#ifndef KVM_CAP_NUMA_AWARE_PAGE_TABLE
+#define KVM_CAP_NUMA_AWARE_PAGE_TABLE 0x10000
+#endif
 
 /* Memory one vCPU faults in per round: two 2 MiB regions, fresh each time. */
 #define KMC_ROUND_MEM	SZ_4M
@@ -362,6 +370,110 @@ static inline void kmc_add_round_memory(struct kvm_vm *vm, struct kvm_vcpu **vcp
 	virt_map(vm, gpa, gpa, per_vcpu * nr_vcpus / PAGE_SIZE);
 	for (i = 0; i < nr_vcpus; i++)
 		vcpu_args_set(vcpus[i], 1, gpa + i * per_vcpu);
+}
+
+/* One line of the module's "nodes" file. */
+struct kmc_node {
+	long unused, scans, scanned, freed, visited, busy;
+};
+
+/* Reads up to @max lines of the module's "nodes" file; returns how many. */
+static inline int kmc_read_nodes(struct kmc_node *nodes, int max)
+{
+	char line[256];
+	int n = 0, id;
+	FILE *f = fopen(KMC_DEBUGFS "/nodes", "r");
+
+	TEST_ASSERT(f, "open " KMC_DEBUGFS "/nodes");
+	while (fgets(line, sizeof(line), f) && n < max) {
+		struct kmc_node *c = &nodes[n];
+
+		TEST_ASSERT(sscanf(line,
+				   "node%d unused %ld scans %ld scanned %ld freed %ld visited %ld busy %ld",
+				   &id, &c->unused, &c->scans, &c->scanned, &c->freed,
+				   &c->visited, &c->busy) == 7 && id == n,
+			    "parse '%s' in nodes", line);
+		n++;
+	}
+	fclose(f);
+	TEST_ASSERT(n > 0, "no node in " KMC_DEBUGFS "/nodes");
+	return n;
+}
+
+/* What the shrinker freed, over all nodes. */
+static inline long kmc_total_freed(void)
+{
+	struct kmc_node nodes[KMC_MAX_NODES];
+	int i, n = kmc_read_nodes(nodes, KMC_MAX_NODES);
+	long freed = 0;
+
+	for (i = 0; i < n; i++)
+		freed += nodes[i].freed;
+	return freed;
+}
+
+static inline void kmc_write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	TEST_ASSERT(fd >= 0, "open %s", path);
+	TEST_ASSERT(write(fd, s, strlen(s)) == (ssize_t)strlen(s), "write '%s' to %s", s, path);
+	close(fd);
+}
+
+/* What "echo 2 > /proc/sys/vm/drop_caches" does: every shrinker, every node. */
+static inline void kmc_drop_slab(void)
+{
+	kmc_write_file("/proc/sys/vm/drop_caches", "2");
+}
+
+/* The shrinker's directory in /sys/kernel/debug/shrinker/. */
+static inline const char *kmc_shrinker_dir(void)
+{
+	static char path[256];
+	glob_t g;
+
+	TEST_ASSERT(!glob("/sys/kernel/debug/shrinker/kvm_mmu_cache-*", 0, NULL, &g) &&
+		    g.gl_pathc == 1, "one kvm_mmu_cache shrinker in /sys/kernel/debug/shrinker");
+	snprintf(path, sizeof(path), "%s", g.gl_pathv[0]);
+	globfree(&g);
+	return path;
+}
+
+static inline void kmc_scan_node(int node, long nr)
+{
+	char path[300], cmd[64];
+
+	snprintf(path, sizeof(path), "%s/scan", kmc_shrinker_dir());
+	snprintf(cmd, sizeof(cmd), "0 %d %ld", node, nr);
+	kmc_write_file(path, cmd);
+}
+
+/* rmmod, without waiting for the module's users: 0 or -1 and errno. */
+static inline int kmc_delete_module(const char *name)
+{
+	return syscall(__NR_delete_module, name, O_NONBLOCK);
+}
+
+static inline void kmc_insmod(void)
+{
+	int fd = open(KMC_KO, O_RDONLY | O_CLOEXEC);
+
+	TEST_ASSERT(fd >= 0, "open %s", KMC_KO);
+	TEST_ASSERT(!syscall(__NR_finit_module, fd, "", 0), "insmod %s", KMC_KO);
+	close(fd);
+}
+
+/* The module's reference count, from sysfs. */
+static inline int kmc_module_refcnt(void)
+{
+	FILE *f = fopen("/sys/module/kvm_mmu_cache/refcnt", "r");
+	int refs = -1;
+
+	TEST_ASSERT(f, "open refcnt: errno = %d", errno);
+	TEST_ASSERT(fscanf(f, "%d", &refs) == 1, "read refcnt");
+	fclose(f);
+	return refs;
 }
 
 #endif /* KMC_UTIL_H */

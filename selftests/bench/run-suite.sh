@@ -59,7 +59,8 @@ attempt() {	# timeout command...
 	# The output goes to a file first, for run_test to look at.
 	setsid "$@" </dev/null >/tmp/attempt.out 2>&1 &
 	pid=$!
-	( sleep "$tmo"; touch /tmp/timed-out; kill -KILL -- -$pid 2>/dev/null
+	( sleep "$tmo"; touch /tmp/timed-out; stalled $pid >>/tmp/attempt.out
+	  kill -KILL -- -$pid 2>/dev/null
 	  sleep 20; kill -0 $pid 2>/dev/null && unkillable $pid ) &
 	dog=$!
 	wait $pid
@@ -79,6 +80,33 @@ attempt() {	# timeout command...
 		res=FAIL timed_out=1
 		echo "killed after ${tmo}s timeout"
 	fi
+}
+
+# At a timeout, before the kill: where each task of the test is, and
+# whether its VMs still make progress (KVM's exit and fault counts, 2 s
+# apart). No exits: the vCPUs are stuck in the emulator or never entered
+# the guest; exits and faults that go on without the test advancing: a
+# fault loop.
+stalled() {	# process-group
+	echo "@@@ INFO timed out; its tasks:"
+	pids=
+	for t in /proc/[0-9]*/task/[0-9]*; do
+		[ "$(awk '{ print $5 }' $t/stat 2>/dev/null)" = "$1" ] || continue
+		p=${t#/proc/}; p=${p%%/*}
+		case " $pids " in *" $p "*) ;; *) pids="$pids $p" ;; esac
+		echo "${t#/proc/} $(cat $t/comm) $(grep ^State: $t/status)"
+		sed 's/^/    /' $t/stack 2>/dev/null
+	done
+	for n in 1 2; do
+		for p in $pids; do
+			for d in /sys/kernel/debug/kvm/$p-*; do
+				[ -d "$d" ] || continue
+				echo "sample $n ${d##*/}: $(for f in exits pf_taken pf_fixed pf_spurious pf_emulate pf_mmio_spte_created halt_exits signal_exits; do
+					printf '%s=%s ' $f "$(cat $d/$f 2>/dev/null)"; done)"
+			done
+		done
+		[ $n = 1 ] && sleep 2
+	done
 }
 
 # A test still there 20 s after SIGKILL is stuck in the kernel: show where,

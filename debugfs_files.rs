@@ -23,20 +23,45 @@ use kernel::{
 /// A module-wide debugfs file.
 pub(crate) type GlobalFile = debugfs::File<Arc<Shared>>;
 
-/// The module-wide files in `dir`: `unused_pages`, `recount`, `vm_list`,
-/// `stats` and `nodes`.
-pub(crate) fn global_files(dir: &debugfs::Dir, shared: &Arc<Shared>) -> Result<KVec<GlobalFile>> {
-    let mut files = KVec::new();
-    for (name, show) in [
-        (c"unused_pages", show_unused_pages as debugfs::ShowFn<_>),
-        (c"recount", show_recount),
-        (c"vm_list", show_vms),
-        (c"stats", show_stats),
-        (c"nodes", show_nodes),
-    ] {
-        files.push(dir.show_file(name, shared.clone(), show)?, GFP_KERNEL)?;
+/// The module-wide files: `unused_pages`, `recount`, `vm_list`, `stats`
+/// and `nodes`, allocated by [`GlobalFiles::new`] and created in a
+/// directory by [`GlobalFiles::publish`], which cannot fail.
+pub(crate) struct GlobalFiles {
+    data: KVec<(&'static CStr, debugfs::FileData<Arc<Shared>>)>,
+    // Room for every file, so that publishing allocates nothing.
+    files: KVec<GlobalFile>,
+}
+
+impl GlobalFiles {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Result<Self> {
+        const FILES: [(&CStr, debugfs::ShowFn<Arc<Shared>>); 5] = [
+            (c"unused_pages", show_unused_pages),
+            (c"recount", show_recount),
+            (c"vm_list", show_vms),
+            (c"stats", show_stats),
+            (c"nodes", show_nodes),
+        ];
+        let mut data = KVec::with_capacity(FILES.len(), GFP_KERNEL)?;
+        for (name, show) in FILES {
+            data.push(
+                (name, debugfs::FileData::new(shared.clone(), show)?),
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self {
+            data,
+            files: KVec::with_capacity(FILES.len(), GFP_KERNEL)?,
+        })
     }
-    Ok(files)
+
+    pub(crate) fn publish(mut self, dir: &debugfs::Dir) -> KVec<GlobalFile> {
+        for (name, data) in self.data.drain_all() {
+            // Never an error: `files` has room for every file (on one, the
+            // file would be removed again).
+            let _ = self.files.push_within_capacity(dir.publish(name, data));
+        }
+        self.files
+    }
 }
 
 fn show_cache(

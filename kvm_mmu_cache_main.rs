@@ -20,6 +20,8 @@
 //! exact. The fault path takes no lock of the module's but, briefly, a
 //! cache's mutex to wait for a task that is reading or emptying that cache.
 //! The shrinker takes the same locks in the same order, but only trylocks.
+//! A vCPU's debugfs file is removed under `vcpus`, which waits for the
+//! file's shows in progress: `show_vcpu` must take no lock.
 
 // Every `unsafe` block is in `rust/` (allowed per module below), behind a
 // safe API.
@@ -592,7 +594,7 @@ impl kernel::Module for KvmMmuCache {
             }),
             GFP_KERNEL,
         )?;
-        let files = debugfs_files::global_files(&debugfs, &shared)?;
+        let files = debugfs_files::GlobalFiles::new(&shared)?;
         let shrinker = KBox::pin_init(
             shrinker::Registration::new(
                 c"kvm_mmu_cache",
@@ -612,6 +614,9 @@ impl kernel::Module for KvmMmuCache {
             },
             module,
         )?;
+        // After the last fallible step: a file opened while init fails
+        // would be closed through the freed module.
+        let files = files.publish(&debugfs);
         if cfg!(kmc_mutant_build) {
             pr_warn!("a deliberately broken build (make mutants): never use it\n");
         }

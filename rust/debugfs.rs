@@ -29,7 +29,10 @@ use core::{
         c_void, //
     },
     fmt,
-    ptr::null_mut,
+    ptr::{
+        null_mut,
+        NonNull, //
+    },
 };
 use kernel::{
     bindings,
@@ -113,17 +116,17 @@ impl Dir {
         data: T,
         show: ShowFn<T>,
     ) -> Result<File<T>> {
-        let node = KBox::new(
-            ShowData {
-                header: Header {
-                    show_seq: show_data::<T>,
-                },
-                show,
-                data,
-            },
-            GFP_KERNEL,
-        )?;
+        Ok(self.publish(name, FileData::new(data, show)?))
+    }
+
+    /// Creates the file `name` showing `data`, and cannot fail (a debugfs
+    /// error leaves the file out, as everywhere in debugfs): for module
+    /// init, which must publish its files only after its last fallible
+    /// step, since a file opened while init fails would be closed through
+    /// the freed module.
+    pub(crate) fn publish<T: Sync + 'static>(&self, name: &CStr, data: FileData<T>) -> File<T> {
         let parent = self.0.clone();
+        let node = KBox::into_raw(data.0);
         // SAFETY: `name` is NUL-terminated (debugfs copies it),
         // `parent.dentry` is live (or an error pointer, passed back).
         // `OPERATIONS` is static, and reads `i_private` as a `Header`:
@@ -134,20 +137,41 @@ impl Dir {
                 name.as_char_ptr(),
                 0o400,
                 parent.dentry,
-                core::ptr::from_ref(&*node).cast_mut().cast(),
+                node.cast(),
                 core::ptr::null(),
                 &OPERATIONS.0,
             )
         };
         // INVARIANT: `dentry` was just created in `parent` (or is an error
-        // pointer), its `i_private` is `node`, and `_entry` drops first.
-        Ok(File {
-            _entry: Entry {
+        // pointer), its `i_private` is `node`, a leaked box that `drop()`
+        // frees after removing the file.
+        File {
+            entry: Some(Entry {
                 dentry,
                 _parent: Some(parent),
+            }),
+            // SAFETY: `KBox::into_raw` never returns NULL.
+            node: unsafe { NonNull::new_unchecked(node) },
+        }
+    }
+}
+
+/// What a file will show, allocated ahead of [`Dir::publish`].
+pub(crate) struct FileData<T>(KBox<ShowData<T>>);
+
+impl<T> FileData<T> {
+    /// `data`, shown by `show`.
+    pub(crate) fn new(data: T, show: ShowFn<T>) -> Result<Self> {
+        Ok(Self(KBox::new(
+            ShowData {
+                header: Header {
+                    show_seq: show_data::<T>,
+                },
+                show,
+                data,
             },
-            _node: node,
-        })
+            GFP_KERNEL,
+        )?))
     }
 }
 
@@ -158,11 +182,30 @@ impl Dir {
 ///
 /// # Invariants
 ///
-/// `_node` is the `i_private` of `_entry.dentry`, and outlives the file:
-/// `_entry` drops first, and its removal waits for the shows in progress.
+/// `node`, the `i_private` of `entry`'s dentry, is a leaked `KBox` that
+/// only `drop()` frees, after removing the file (`entry` is `Some` until
+/// then): the removal waits for the shows in progress. It is never moved:
+/// readers hold pointers into it.
 pub(crate) struct File<T> {
-    _entry: Entry,
-    _node: KBox<ShowData<T>>,
+    entry: Option<Entry>,
+    node: NonNull<ShowData<T>>,
+}
+
+// SAFETY: `File` owns `*node` as a `KBox` would: dropped from any thread
+// if `T` is `Send`.
+unsafe impl<T: Send> Send for File<T> {}
+// SAFETY: Through a shared `File` nothing is reached; the shows read `T`
+// from any thread, hence `T: Sync` where files are created.
+unsafe impl<T: Sync> Sync for File<T> {}
+
+impl<T> Drop for File<T> {
+    fn drop(&mut self) {
+        // Removes the file, waiting for the shows in progress.
+        drop(self.entry.take());
+        // SAFETY: By the type invariant `node` came from `KBox::into_raw`,
+        // and nothing reads it any more: its file is gone.
+        drop(unsafe { KBox::from_raw(self.node.as_ptr()) });
+    }
 }
 
 /// Shows the file whose `ShowData` starts with this into `m`.

@@ -14,9 +14,10 @@
  * module also for a NUMA-aware VM whose memory lies on both nodes (its
  * vCPU tops up per-node caches under injection).
  *
- * Then VM and vCPU creation under injection (the provider's vm_init and
- * vcpu_init allocate too): KVM_CREATE_VM and KVM_CREATE_VCPU succeed or
- * fail with ENOMEM, and with the module every VM created is bound. And
+ * Then VM and vCPU creation with one allocation failing, in turn each of
+ * those it makes (fail-nth; the provider's vm_init and vcpu_init allocate
+ * too): KVM_CREATE_VM and KVM_CREATE_VCPU fail with ENOMEM or go on
+ * without what failed, and with the module every VM created is bound. And
  * shrinker runs (drop_caches, per-node scans) from a task whose
  * allocations fail: they free the cached pages all the same.
  *
@@ -51,7 +52,7 @@
  * highest probability with progress in every MMU mode.
  */
 #define MAX_ENOMEM	100000
-#define CREATE_TRIES	40
+#define CREATE_TRIES	100
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -282,49 +283,90 @@ static int fault_under_injection(const char *probability, int numa, int module)
 }
 
 /*
- * KVM_CREATE_VM and KVM_CREATE_VCPU, CREATE_TRIES times each while half of
- * the allocations fail: each succeeds or fails with ENOMEM; with the module
- * each VM created is bound (a failing vm_init fails the creation).
+ * KVM_CREATE_VM, then KVM_CREATE_VCPU, with the @nth allocation of this task
+ * failing (fail-nth; 0: none). Returns 0 if both were created, 1 if the VM
+ * was refused, 2 if the vCPU was; *@injected says whether the failure was
+ * injected (a failed allocation KVM tolerates, e.g. of a debugfs file, lets
+ * both be created). Every refusal is ENOMEM.
+ */
+static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
+		       unsigned int *left)
+{
+	int vm_fd, vcpu_fd = -1, ret = 0;
+	char buf[16];
+	ssize_t r;
+
+	snprintf(buf, sizeof(buf), "%u", nth);
+	TEST_ASSERT(pwrite(nth_fd, buf, strlen(buf), 0) == (ssize_t)strlen(buf), "fail-nth");
+	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm_fd >= 0)
+		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm_fd < 0 || vcpu_fd < 0) {
+		TEST_ASSERT(errno == ENOMEM, "%s with allocation %u failing: errno %d (%s), expected ENOMEM",
+			    vm_fd < 0 ? "KVM_CREATE_VM" : "KVM_CREATE_VCPU", nth, errno,
+			    strerror(errno));
+		ret = vm_fd < 0 ? 1 : 2;
+	}
+	r = pread(nth_fd, buf, sizeof(buf) - 1, 0);
+	TEST_ASSERT(r > 0, "read fail-nth");
+	buf[r] = 0;
+	*left = strtoul(buf, NULL, 10);
+	*injected = nth && !*left;
+	TEST_ASSERT(pwrite(nth_fd, "0", 1, 0) == 1, "fail-nth 0");
+	if (vcpu_fd >= 0)
+		close(vcpu_fd);
+	if (vm_fd >= 0)
+		close(vm_fd);
+	return ret;
+}
+
+/*
+ * Creation with each of its allocations failing in turn: KVM_CREATE_VM and
+ * KVM_CREATE_VCPU make some hundreds (KVM's, the provider's vm_init and
+ * vcpu_init, debugfs); the n-th fails for CREATE_TRIES values of n spread
+ * over all of them (all of them if fewer). Each refusal is ENOMEM; with the
+ * module every VM created was bound; nothing is left afterwards.
  */
 static void create_under_injection(int module)
 {
-	int kvm_fd, vm_fd, vcpu_fd, fd, i, vms = 0, vm_enomem = 0, vcpus = 0, vcpu_enomem = 0;
+	int kvm_fd, nth_fd, injected, vm_enomem = 0, vcpu_enomem = 0, tolerated = 0, vms = 0;
 	long before_kb = kmc_sec_page_tables_kb();
 	long bound_before = module ? kmc_stats().vms_bound : 0;
+	unsigned int total, left, nth, step;
 
 	kvm_fd = open_kvm_dev_path_or_exit();
-	fd = open_make_it_fail();
-	start_injection("50");
-	for (i = 0; i < CREATE_TRIES; i++) {
-		arm(fd, 1);
-		vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-		arm(fd, 0);
-		if (vm_fd < 0) {
-			TEST_ASSERT(errno == ENOMEM, "KVM_CREATE_VM: errno %d (%s), expected ENOMEM",
-				    errno, strerror(errno));
+	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
+	TEST_ASSERT(nth_fd >= 0, "open /proc/thread-self/fail-nth");
+	/* fail-nth only: no random failures, the same filters as above. */
+	start_injection("0");
+
+	/* How many allocations a creation makes. */
+	TEST_ASSERT_EQ(create_once(kvm_fd, nth_fd, 1000000, &injected, &left), 0);
+	TEST_ASSERT(left > 0 && left < 1000000, "fail-nth left %u", left);
+	total = 1000000 - left;
+	vms++;
+	step = total > CREATE_TRIES ? total / CREATE_TRIES : 1;
+	for (nth = 1; nth <= total; nth += step) {
+		switch (create_once(kvm_fd, nth_fd, nth, &injected, &left)) {
+		case 0:
+			vms++;
+			tolerated += injected;
+			break;
+		case 1:
 			vm_enomem++;
-			continue;
-		}
-		vms++;
-		arm(fd, 1);
-		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-		arm(fd, 0);
-		if (vcpu_fd < 0) {
-			TEST_ASSERT(errno == ENOMEM, "KVM_CREATE_VCPU: errno %d (%s), expected ENOMEM",
-				    errno, strerror(errno));
+			break;
+		default:
+			vms++;
 			vcpu_enomem++;
-		} else {
-			vcpus++;
-			close(vcpu_fd);
+			break;
 		}
-		close(vm_fd);
 	}
 	stop_injection();
-	close(fd);
+	close(nth_fd);
 	close(kvm_fd);
-	printf("creation at 50%%: %d VMs created, %d ENOMEM; %d vCPUs created, %d ENOMEM\n",
-	       vms, vm_enomem, vcpus, vcpu_enomem);
-	TEST_ASSERT(vm_enomem > 0 && vms > 0, "no mix of created and failed VMs");
+	printf("creation: %u allocations, every %u-th failed in turn: %d VMs refused, %d vCPUs refused (ENOMEM), %d created despite the failure\n",
+	       total, step, vm_enomem, vcpu_enomem, tolerated);
+	TEST_ASSERT(vm_enomem > 0 && vcpu_enomem > 0, "no refused VM or vCPU");
 	if (module) {
 		/* A VM whose creation failed after vm_init() was bound too. */
 		TEST_ASSERT(kmc_stats().vms_bound - bound_before >= vms,

@@ -322,11 +322,17 @@ impl Provider for CacheProvider {
     }
 
     fn vm_destroy(&self, vm: Arc<VmState>) {
-        let mut vms = self.shared.vms.lock();
-        let retired = &self.shared.retired;
-        retired.vms.add(1, Relaxed);
-        retired.add_vm(&vm);
-        vms.retain(|v| !Arc::ptr_eq(v, &vm));
+        {
+            let mut vms = self.shared.vms.lock();
+            let retired = &self.shared.retired;
+            retired.vms.add(1, Relaxed);
+            retired.add_vm(&vm);
+            vms.retain(|v| !Arc::ptr_eq(v, &vm));
+        }
+        // The directory goes now, not with the last reference (a recount in
+        // progress may hold one): the next VM may get the same name at once.
+        let dir = vm.dir.lock().take();
+        drop(dir);
     }
 
     fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu, id: VcpuId) -> Result<Arc<VcpuState>> {

@@ -60,7 +60,7 @@ static void remount_debugfs(mode_t mode)
 }
 
 /* In a child that dropped root: nothing of the module is reachable. */
-static void __attribute__((noreturn)) as_nobody(struct kvm_vm *vm, const char *vcpu_file)
+static void __noreturn as_nobody(struct kvm_vm *vm, const char *vcpu_file)
 {
 	static const char * const files[] = { "unused_pages", "recount", "stats",
 					      "nodes", "vm_list" };

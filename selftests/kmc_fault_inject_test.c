@@ -122,7 +122,22 @@ static void populate(struct kvm_vm *vm)
  * Runs the guest to GUEST_DONE with make-it-fail set on this task around
  * each KVM_RUN (if @fd >= 0); returns how many KVM_RUNs failed with ENOMEM.
  */
-static int run_pass(struct kvm_vcpu *vcpu, int fd)
+/*
+ * After a KVM_RUN that failed: no cache of vCPU 0 of the VM at @dir is left
+ * held (a failed topup released it as a successful one would).
+ */
+static void assert_none_held(const char *dir)
+{
+	struct kmc_vcpu_caches c = kmc_read_vcpu(dir, 0);
+	int n;
+
+	TEST_ASSERT_EQ(c.page_table.held, 0);
+	TEST_ASSERT_EQ(c.shadowed_info.held, 0);
+	for (n = 0; n < c.nr_nodes; n++)
+		TEST_ASSERT_EQ(c.node_page_table[n].held, 0);
+}
+
+static int run_pass(struct kvm_vcpu *vcpu, int fd, const char *dir)
 {
 	int r, err, enomem = 0;
 	struct ucall uc;
@@ -140,6 +155,8 @@ static int run_pass(struct kvm_vcpu *vcpu, int fd)
 				    r, err, strerror(err));
 			enomem++;
 			TEST_ASSERT(enomem < MAX_ENOMEM, "%d ENOMEMs: no progress", enomem);
+			if (dir)
+				assert_none_held(dir);
 			continue;
 		}
 		switch (get_ucall(vcpu, &uc)) {
@@ -221,6 +238,7 @@ static int fault_under_injection(const char *probability, int numa, int module)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	int fd, failed, n;
+	char dir[128];
 
 	vm = vm_create(1);
 	if (numa)
@@ -237,14 +255,19 @@ static int fault_under_injection(const char *probability, int numa, int module)
 
 	start_injection(probability);
 	fd = open_make_it_fail();
-	failed = run_pass(vcpu, fd);
+	if (module) {
+		TEST_ASSERT(kmc_vm_dir(vm), "the VM is not bound to the loaded module");
+		snprintf(dir, sizeof(dir), "%s", kmc_vm_dir(vm));
+	}
+	failed = run_pass(vcpu, fd, module ? dir : NULL);
 	stop_injection();
 	close(fd);
 	TEST_ASSERT(failed > 0, "%s%%: no allocation failure reached KVM_RUN", probability);
 
 	/* Injection is off: the VM runs, and its memory is intact. */
-	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
-	printf("%s%% of allocations failing%s: %d KVM_RUNs failed with ENOMEM; then all %llu pages verified\n",
+	TEST_ASSERT_EQ(run_pass(vcpu, -1, NULL), 0);
+	printf("%s%% of allocations failing%s: %d KVM_RUNs failed with ENOMEM; "
+	       "then all %llu pages verified\n",
 	       probability, numa ? ", NUMA-aware VM on 2 nodes" : "", failed, TEST_PAGES);
 
 	if (module) {
@@ -264,12 +287,14 @@ static int fault_under_injection(const char *probability, int numa, int module)
 				node_allocs += c.node_page_table[n].allocs;
 			}
 			TEST_ASSERT_EQ(c.page_table.misses, 0);
-			printf("  module: node caches allocs %ld, misses 0; unused_pages %ld recount %ld\n",
+			printf("  module: node caches allocs %ld, misses 0; "
+			       "unused_pages %ld recount %ld\n",
 			       node_allocs, unused, recount);
 		} else {
 			/* The last fault needed no new table: its topup refilled. */
 			TEST_ASSERT_EQ(unused, kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
-			printf("  module: topups %ld allocs %ld misses 0; unused_pages %ld recount %ld\n",
+			printf("  module: topups %ld allocs %ld misses 0; "
+			       "unused_pages %ld recount %ld\n",
 			       c.page_table.topups, c.page_table.allocs, unused, recount);
 		}
 	}
@@ -302,7 +327,7 @@ static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
 	if (vm_fd >= 0)
 		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
 	if (vm_fd < 0 || vcpu_fd < 0) {
-		TEST_ASSERT(errno == ENOMEM, "%s with allocation %u failing: errno %d (%s), expected ENOMEM",
+		TEST_ASSERT(errno == ENOMEM, "%s, allocation %u failing: errno %d (%s), not ENOMEM",
 			    vm_fd < 0 ? "KVM_CREATE_VM" : "KVM_CREATE_VCPU", nth, errno,
 			    strerror(errno));
 		ret = vm_fd < 0 ? 1 : 2;
@@ -332,6 +357,7 @@ static void create_under_injection(int module)
 	int kvm_fd, nth_fd, injected, vm_enomem = 0, vcpu_enomem = 0, tolerated = 0, vms = 0;
 	long before_kb = kmc_sec_page_tables_kb();
 	long bound_before = module ? kmc_stats().vms_bound : 0;
+	int refs = module ? kmc_module_refcnt() : 0;
 	unsigned int total, left, nth, step;
 
 	kvm_fd = open_kvm_dev_path_or_exit();
@@ -360,12 +386,18 @@ static void create_under_injection(int module)
 			vcpu_enomem++;
 			break;
 		}
+		/* Whatever failed, the VM's reference on the module went with it. */
+		if (module)
+			TEST_ASSERT(kmc_module_refcnt() == refs,
+				    "module refcnt %d after allocation %u failed, %d before",
+				    kmc_module_refcnt(), nth, refs);
 	}
 	stop_injection();
 	close(nth_fd);
 	close(kvm_fd);
-	printf("creation: %u allocations, every %u-th failed in turn: %d VMs refused, %d vCPUs refused (ENOMEM), %d created despite the failure\n",
-	       total, step, vm_enomem, vcpu_enomem, tolerated);
+	printf("creation: %u allocations, every %u-th failed in turn; ENOMEM: %d VMs, %d vCPUs\n",
+	       total, step, vm_enomem, vcpu_enomem);
+	printf("  %d created despite the failure\n", tolerated);
 	TEST_ASSERT(vm_enomem > 0 && vcpu_enomem > 0, "no refused VM or vCPU");
 	if (module) {
 		/* A VM whose creation failed after vm_init() was bound too. */
@@ -417,8 +449,8 @@ static void shrink_under_injection(void)
 
 	vm = kmc_vm_with_memory(&vcpu, guest_code, TEST_GPA, TEST_SLOT, TEST_PAGES);
 	populate(vm);
-	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
-	TEST_ASSERT_EQ(run_pass(vcpu, -1), 0);
+	TEST_ASSERT_EQ(run_pass(vcpu, -1, NULL), 0);
+	TEST_ASSERT_EQ(run_pass(vcpu, -1, NULL), 0);
 	full = kmc_assert_vcpu_full(kmc_vm_dir(vm), 0);
 
 	fd = open_make_it_fail();

@@ -20,10 +20,10 @@
 //! which debugfs passes back from any creation under it and which removal
 //! ignores. The module needs `CONFIG_DEBUG_FS=y` to link.
 //!
-//! A show's error is not returned to the reader: `seq_printf()`'s `%pA`
-//! drops it, and the file reads short.
+//! A show that fails (it could not allocate) fails the read with `ENOMEM`.
 
 use core::{
+    cell::Cell,
     ffi::{
         c_int,
         c_void, //
@@ -41,7 +41,7 @@ use kernel::{
     sync::Arc, //
 };
 
-/// Shows a file's data.
+/// Shows a file's data; an error only where it could not allocate.
 pub(crate) type ShowFn<T> = fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result;
 
 /// A debugfs entry, removed with everything under it when dropped.
@@ -208,12 +208,13 @@ impl<T> Drop for File<T> {
     }
 }
 
-/// Shows the file whose `ShowData` starts with this into `m`.
+/// Shows the file whose `ShowData` starts with this into `m`; `false` if
+/// the show failed.
 ///
 /// # Safety
 ///
 /// The pointer is to a live `ShowData` whose header this is.
-type ErasedShow = unsafe fn(*const Header, &SeqFile);
+type ErasedShow = unsafe fn(*const Header, &SeqFile) -> bool;
 
 /// What all files' `i_private` start with: they share one operations table.
 #[repr(C)]
@@ -234,18 +235,25 @@ struct ShowData<T> {
 /// # Safety
 ///
 /// `header` is the header of a live `ShowData<T>`.
-unsafe fn show_data<T>(header: *const Header, m: &SeqFile) {
+unsafe fn show_data<T>(header: *const Header, m: &SeqFile) -> bool {
     // SAFETY: By the safety requirements; `header` is its first field
     // (`repr(C)`).
     let data = unsafe { &*header.cast::<ShowData<T>>() };
-    m.call_printf(format_args!("{}", Shown(data)));
+    let failed = Cell::new(false);
+    m.call_printf(format_args!("{}", Shown(data, &failed)));
+    !failed.get()
 }
 
-struct Shown<'a, T>(&'a ShowData<T>);
+/// A file's show, and whether it failed: `%pA` drops the error.
+struct Shown<'a, T>(&'a ShowData<T>, &'a Cell<bool>);
 
 impl<T> fmt::Display for Shown<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (self.0.show)(&self.0.data, f)
+        let result = (self.0.show)(&self.0.data, f);
+        if result.is_err() {
+            self.1.set(true);
+        }
+        result
     }
 }
 
@@ -262,8 +270,13 @@ unsafe extern "C" fn seq_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_
     // SAFETY: As above.
     let show_seq = unsafe { (*header).show_seq };
     // SAFETY: `header` is live (above); the read is the only user of `m`.
-    unsafe { show_seq(header, SeqFile::from_raw(m)) };
-    0
+    if unsafe { show_seq(header, SeqFile::from_raw(m)) } {
+        0
+    } else {
+        // A show fails only where it cannot allocate (a copy of a list):
+        // the read fails, rather than returning a short file.
+        ENOMEM.to_errno()
+    }
 }
 
 /// Opens a file of [`Dir::show_file`].

@@ -10,7 +10,9 @@
  * that reaches another process (inherited here; SCM_RIGHTS alike) is of
  * no use there: KVM refuses every ioctl from another mm with EIO, so
  * KVM_CHECK_EXTENSION and KVM_ENABLE_CAP for the module's capability
- * fail, and the module's counts do not move. The VM then runs on.
+ * fail (on a VM with no vCPU yet, where the enable would succeed in its
+ * own process: the VM then gets no per-node cache), and the module's
+ * counts do not move. The VMs then run on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,10 @@
 #define DEBUGFS		"/sys/kernel/debug"
 
 static int files_checked;
+/* debugfs's mount mode before the test, restored at exit if changed. */
+static mode_t debugfs_mode;
+static int remounted;
+static pid_t test_pid;
 
 static int check_mode(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -57,9 +63,21 @@ static void remount_debugfs(mode_t mode)
 	snprintf(opts, sizeof(opts), "mode=%o", mode);
 	TEST_ASSERT(!mount(NULL, DEBUGFS, NULL, MS_REMOUNT, opts),
 		    "remount " DEBUGFS " %s: errno %d", opts, errno);
+	remounted = mode != debugfs_mode;
 }
 
-/* In a child that dropped root: nothing of the module is reachable. */
+/* A failed assertion exits: the suite's later tests get debugfs as it was. */
+static void restore_debugfs(void)
+{
+	/* Not in the child, which cannot remount and must not try. */
+	if (remounted && getpid() == test_pid)
+		remount_debugfs(debugfs_mode);
+}
+
+/*
+ * In a child that dropped root: nothing of the module is reachable. @vm has
+ * no vCPU, so KVM_ENABLE_CAP would succeed in its own process.
+ */
 static void __noreturn as_nobody(struct kvm_vm *vm, const char *vcpu_file)
 {
 	static const char * const files[] = { "unused_pages", "recount", "stats",
@@ -110,9 +128,9 @@ static void try_as_nobody(struct kvm_vm *vm, const char *vcpu_file)
 
 int main(int argc, char *argv[])
 {
+	struct kvm_vcpu *vcpu, *other_vcpu;
+	struct kvm_vm *vm, *other;
 	char vcpu_file[256];
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
 	struct stat st;
 
 	TEST_REQUIRE(kmc_loaded());
@@ -127,12 +145,25 @@ int main(int argc, char *argv[])
 	printf("%d debugfs files, each root's and 0400\n", files_checked);
 
 	TEST_ASSERT(!stat(DEBUGFS, &st), "stat " DEBUGFS);
-	try_as_nobody(vm, vcpu_file);
+	debugfs_mode = st.st_mode & 07777;
+	test_pid = getpid();
+	atexit(restore_debugfs);
+	/* The fds the child gets: of a bound VM that has no vCPU yet. */
+	other = vm_create(1);
+	TEST_ASSERT(kmc_vm_dir(other), "the second VM is not bound to the module");
+	try_as_nobody(other, vcpu_file);
 	remount_debugfs(0755);
-	try_as_nobody(vm, vcpu_file);
-	remount_debugfs(st.st_mode & 07777);
+	try_as_nobody(other, vcpu_file);
+	remount_debugfs(debugfs_mode);
 	printf("uid %d: debugfs files (mounted %o and 0755) and parameters EACCES; the VM fd EIO\n",
-	       NOBODY, st.st_mode & 07777);
+	       NOBODY, debugfs_mode);
+
+	/* The child's KVM_ENABLE_CAP changed nothing: no per-node caches. */
+	other_vcpu = vm_vcpu_add(other, 0, kmc_guest_fault_rounds);
+	kmc_add_round_memory(other, &other_vcpu, 1, TEST_GPA, TEST_SLOT, 2);
+	kmc_run_round(other_vcpu);
+	TEST_ASSERT_EQ(kmc_read_vcpu(kmc_vm_dir(other), 0).nr_nodes, 0);
+	kvm_vm_free(other);
 
 	/* The VM is unharmed: its next round checks the last. */
 	kmc_run_round(vcpu);

@@ -16,7 +16,11 @@ for i in $(seq 50); do
 	kmc_unload || fail "rmmod #$i"
 	kmc_loaded && fail "still loaded after rmmod #$i"
 	[ -e $D ] && fail "$D left behind after rmmod #$i"
+	ls -d /sys/kernel/debug/shrinker/kvm_mmu_cache-* 2>/dev/null &&
+		fail "the shrinker is still registered after rmmod #$i"
 done
+# A shrinker left registered would now be called into the unloaded module.
+echo 2 >/proc/sys/vm/drop_caches || fail "drop_caches after the cycles"
 # Unloading a module that is not loaded is an error, not a crash.
 rmmod kvm_mmu_cache 2>/dev/null && fail "rmmod of an unloaded module succeeded"
 echo "load/unload x50 ok"

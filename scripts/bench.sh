@@ -244,15 +244,23 @@ reports() {
 	done
 	{
 		[ ${#files[@]} -eq 0 ] || awk -v re="$REPORTS" '
-			FNR == 1 { w = "boot"; expect = oom = 0 }
+			FNR == 1 { w = "boot"; split("", expect); pending = 0 }
 			{ sub(/\r$/, "") }
-			# An OOM kill dumps the stack of the task that invoked
-			# it: expected between a test"s kmc-expect markers only
-			# (kmc_shrinker_test pressure), one Call Trace per report.
-			/kmc-expect: oom-kill begin/ { expect = 1; next }
-			/kmc-expect: oom-kill end/ { expect = oom = 0; next }
-			expect && /invoked oom-killer/ { oom++ }
-			oom && /Call Trace:/ { oom--; next }
+			# Reports a test causes on purpose, between its kmc-expect
+			# markers only, each excusing the one Call Trace that
+			# follows its header: an OOM kill dumps the stack of the
+			# task that invoked it (kmc_shrinker_test pressure); an
+			# allocation failure that vmalloc or the page allocator
+			# reports (kmc_fault_inject_test: injected failures).
+			match($0, /kmc-expect: [a-z-]+ (begin|end)/) {
+				split(substr($0, RSTART, RLENGTH), m, " ")
+				expect[m[2]] = m[3] == "begin"
+				pending = 0
+				next
+			}
+			expect["oom-kill"] && /invoked oom-killer/ { pending++ }
+			expect["alloc-failure"] && /vmalloc error:|page allocation failure:/ { pending++ }
+			pending && /Call Trace:/ { pending--; next }
 			match($0, /kmc-(mode|mutant): [^ ]+ (begin|end)/) {
 				split(substr($0, RSTART, RLENGTH), m, " ")
 				w = m[3] == "begin" ? (m[1] == "kmc-mutant:" ? "mutant/" : "") m[2] : "boot"

@@ -161,7 +161,8 @@ struct VmState {
     #[pin]
     vcpus: Mutex<KVec<VcpuEntry>>,
     /// `vms/<name>/`: named after KVM's own `<pid>-<fd>` directory for the
-    /// VM, created when KVM creates that (before any vCPU).
+    /// VM, created at the first `vcpu_init()` (KVM's exists by then) and
+    /// removed at `vm_destroy()`.
     #[pin]
     dir: Mutex<Option<debugfs::Dir>>,
     /// The module's shared state.
@@ -331,6 +332,8 @@ impl Provider for CacheProvider {
         }
         // The directory goes now, not with the last reference (a recount in
         // progress may hold one): the next VM may get the same name at once.
+        // Two statements: the guard goes at the `;`, so that the removal
+        // (which waits for shows) runs with no lock held.
         let dir = vm.dir.lock().take();
         drop(dir);
     }

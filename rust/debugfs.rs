@@ -126,7 +126,7 @@ impl Dir {
     /// the freed module.
     pub(crate) fn publish<T: Sync + 'static>(&self, name: &CStr, data: FileData<T>) -> File<T> {
         let parent = self.0.clone();
-        let node = KBox::into_raw(data.0);
+        let node = NonNull::from(KBox::leak(data.0));
         // SAFETY: `name` is NUL-terminated (debugfs copies it),
         // `parent.dentry` is live (or an error pointer, passed back).
         // `OPERATIONS` is static, and reads `i_private` as a `Header`:
@@ -137,7 +137,7 @@ impl Dir {
                 name.as_char_ptr(),
                 0o400,
                 parent.dentry,
-                node.cast(),
+                node.as_ptr().cast(),
                 core::ptr::null(),
                 &OPERATIONS.0,
             )
@@ -150,8 +150,7 @@ impl Dir {
                 dentry,
                 _parent: Some(parent),
             }),
-            // SAFETY: `KBox::into_raw` never returns NULL.
-            node: unsafe { NonNull::new_unchecked(node) },
+            node,
         }
     }
 }
@@ -175,7 +174,7 @@ impl<T> FileData<T> {
     }
 }
 
-/// A file from [`Dir::show_file`], removed when dropped.
+/// A file from [`Dir::show_file`] or [`Dir::publish`], removed when dropped.
 ///
 /// Dropping it waits for the shows in progress: a show must not take a lock
 /// held where its `File` is dropped.
@@ -191,9 +190,10 @@ pub(crate) struct File<T> {
     node: NonNull<ShowData<T>>,
 }
 
-// SAFETY: `File` owns `*node` as a `KBox` would: dropped from any thread
-// if `T` is `Send`.
-unsafe impl<T: Send> Send for File<T> {}
+// SAFETY: `File` owns `*node` as a `KBox` would, so it may be dropped from
+// any thread if `T` is `Send`; meanwhile the shows read `&T` from any
+// thread, hence `T: Sync` too (as `publish()` requires).
+unsafe impl<T: Send + Sync> Send for File<T> {}
 // SAFETY: Through a shared `File` nothing is reached; the shows read `T`
 // from any thread, hence `T: Sync` where files are created.
 unsafe impl<T: Sync> Sync for File<T> {}
@@ -202,7 +202,7 @@ impl<T> Drop for File<T> {
     fn drop(&mut self) {
         // Removes the file, waiting for the shows in progress.
         drop(self.entry.take());
-        // SAFETY: By the type invariant `node` came from `KBox::into_raw`,
+        // SAFETY: By the type invariant `node` came from `KBox::leak`,
         // and nothing reads it any more: its file is gone.
         drop(unsafe { KBox::from_raw(self.node.as_ptr()) });
     }
@@ -279,7 +279,7 @@ unsafe extern "C" fn seq_show(m: *mut bindings::seq_file, _v: *mut c_void) -> c_
     }
 }
 
-/// Opens a file of [`Dir::show_file`].
+/// Opens a file of [`Dir::publish`].
 ///
 /// # Safety
 ///
@@ -291,7 +291,7 @@ unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file
     unsafe { bindings::single_open(file, Some(seq_show), (*inode).i_private) }
 }
 
-/// The operations of every file of [`Dir::show_file`].
+/// The operations of every file of [`Dir::publish`].
 struct Operations(bindings::file_operations);
 
 // SAFETY: The table is never written after its initialization.

@@ -150,7 +150,9 @@ int main(int argc, char *argv[])
 	atexit(restore_debugfs);
 	/* The fds the child gets: of a bound VM that has no vCPU yet. */
 	other = vm_create(1);
-	TEST_ASSERT(kmc_vm_dir(other), "the second VM is not bound to the module");
+	/* Bound (its directory comes with its first vCPU): its fd answers 1. */
+	TEST_ASSERT_EQ(__vm_ioctl(other, KVM_CHECK_EXTENSION,
+				  (void *)(long)KVM_CAP_NUMA_AWARE_PAGE_TABLE), 1);
 	try_as_nobody(other, vcpu_file);
 	remount_debugfs(0755);
 	try_as_nobody(other, vcpu_file);

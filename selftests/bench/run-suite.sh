@@ -101,7 +101,7 @@ stalled() {	# process-group
 		for p in $pids; do
 			for d in /sys/kernel/debug/kvm/$p-*; do
 				[ -d "$d" ] || continue
-				echo "sample $n ${d##*/}: $(for f in exits pf_taken pf_fixed pf_spurious pf_emulate pf_mmio_spte_created halt_exits signal_exits; do
+				echo "sample $n ${d##*/}: $(for f in exits pf_taken pf_fixed pf_fast pf_spurious pf_emulate pf_mmio_spte_created halt_exits signal_exits; do
 					printf '%s=%s ' $f "$(cat $d/$f 2>/dev/null)"; done)"
 			done
 		done
@@ -129,7 +129,9 @@ unkillable() {	# process-group
 # pause. With EMULATOR_ONLY set (a +kmc run) only those two failures are run
 # again: any other failure with the module is the module's. The host reports
 # a test that passes only on a later run as FLAKY, with the logs of the
-# failed runs; kernel reports are never retried.
+# failed runs; kernel reports are never retried. A project test (kmc/*)
+# runs twice at most, the second time only after a SHUTDOWN (SHUTDOWN_ONLY:
+# a timeout is not retried), and never in a mutant run.
 run_test() {	# name tries timeout command...
 	tn=$1; tries_max=$2; tmo=$3; shift 3
 	tries=${START_TRIES:-0}
@@ -148,8 +150,9 @@ run_test() {	# name tries timeout command...
 		[ $res = SKIP ] && [ $tries -gt 1 ] &&
 			{ res=FAIL; echo "SKIP after a failed run counts as a failure"; break; }
 		[ $res = FAIL ] && [ $tries -lt $tries_max ] || break
-		[ -z "$EMULATOR_ONLY" ] || [ -n "$timed_out" ] ||
-			grep -q 'exit_reason=SHUTDOWN' /tmp/attempt.out || break
+		# SHUTDOWN_ONLY (a project test): a timeout is not retried.
+		[ -z "$EMULATOR_ONLY" ] || { [ -n "$timed_out" ] && [ -z "$SHUTDOWN_ONLY" ]; } ||
+			grep -qE 'exit_reason=SHUTDOWN|exit reason SHUTDOWN' /tmp/attempt.out || break
 		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start)) tmo=$tmo try=$((tries + 1))"
 		sleep 5
 	done
@@ -235,15 +238,21 @@ run_phase() {	# base|module mode prefix
 		case $1:$FLAVOR:$2:$n in base:debug:*:upstream/* | *:debug:legacy:upstream/*) continue ;; esac
 		precondition "$1" "$3" "$prev"
 		prev=$n
+		# A project test runs once more only after the emulator's
+		# triple fault (KVM_EXIT_SHUTDOWN), never in a mutant run.
+		SHUTDOWN_ONLY=
+		case $n in kmc/*) [ -z "$MUTANT" ] && SHUTDOWN_ONLY=1 ;; esac
 		if [ "$1" = base ]; then
-			tries=1
+			tries=1 EMULATOR_ONLY=
 			case $n in upstream/*) tries=3 ;; esac
-			SKIP_FAILS= EMULATOR_ONLY=
+			[ -n "$SHUTDOWN_ONLY" ] && tries=2 EMULATOR_ONLY=1
+			SKIP_FAILS=
 			run_test "$3$n" $tries "$tmo" "$bin" $args
 			continue
 		fi
 		tries=1 EMULATOR_ONLY=1
 		case $n in upstream/*) tries=3 ;; esac
+		[ -n "$SHUTDOWN_ONLY" ] && tries=2
 		split=
 		case ",$tags," in *,split,*) split=--split ;; esac
 		if [ $phase = both ]; then

@@ -354,8 +354,8 @@ static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
 /*
  * Creation with each of its allocations failing in turn: KVM_CREATE_VM and
  * KVM_CREATE_VCPU make some hundreds (KVM's, the provider's vm_init and
- * vcpu_init, debugfs); the n-th fails for CREATE_TRIES values of n spread
- * over all of them (all of them if fewer). Each refusal is ENOMEM; with the
+ * vcpu_init, debugfs); the n-th fails for every (total / CREATE_TRIES)-th n
+ * (every n if fewer than CREATE_TRIES). Each refusal is ENOMEM; with the
  * module every VM created was bound; nothing is left afterwards.
  */
 static void create_under_injection(int module)

@@ -71,13 +71,14 @@ fn show_cache(
 ) -> core::fmt::Result {
     writeln!(
         f,
-        "{name}: free {} capacity {} held {} topups {} allocs {} misses {}",
+        "{name}: free {} capacity {} held {} topups {} allocs {} misses {} fallbacks {}",
         c.nr_free_racy(),
         c.capacity(),
         u8::from(c.in_use()),
         c.stats.topups.load(Relaxed),
         c.stats.allocs.load(Relaxed),
         c.stats.misses.load(Relaxed),
+        c.stats.fallbacks.load(Relaxed),
     )
 }
 

@@ -73,6 +73,8 @@ use mmu_memory_cache::MmuMemoryCache;
 use numa::NodeCaches;
 use percpu_counter::PercpuCounters;
 use provider::{
+    atomic_kvm_page,
+    current_node,
     new_kvm_page,
     nr_node_ids,
     CacheType,
@@ -279,16 +281,6 @@ impl VcpuState {
     }
 }
 
-/// A page initialised to `init` in every 64-bit word (zeroed if 0),
-/// allocated without sleeping: what KVM's own caches do when they are empty
-/// at allocation.
-fn atomic_page(init: u64) -> Option<KvmPage> {
-    // __GFP_ACCOUNT, which bindgen leaves out: charge the page to the VM's
-    // memory cgroup as KVM does.
-    let gfp = kernel::bindings::GFP_ATOMIC | (1 << kernel::bindings::___GFP_ACCOUNT_BIT);
-    new_kvm_page(gfp, init)
-}
-
 /// The provider registered with KVM.
 struct CacheProvider {
     shared: Arc<Shared>,
@@ -415,9 +407,22 @@ impl Provider for CacheProvider {
         nid: Node,
         min: i32,
     ) -> Result {
-        match (ty, &vcpu.nodes, nid) {
-            (CacheType::PageTable, Some(nodes), Some(node)) => {
-                vcpu.topup_node(cb, nodes, node, min)
+        match (ty, &vcpu.nodes) {
+            // Roots and memory without a node go on the faulting thread's
+            // node: a NUMA-aware vCPU's page tables all come from its node
+            // caches, at most one capacity per node in use.
+            (CacheType::PageTable, Some(nodes)) => {
+                // Mutants: every fault's tables on the thread's node; roots
+                // in the default cache.
+                let nid = nid.filter(|_| !cfg!(kmc_mutant = "numa_any_node"));
+                let node = match nid {
+                    None if !cfg!(kmc_mutant = "numa_roots_default") => current_node(),
+                    nid => nid,
+                };
+                match node {
+                    Some(node) => vcpu.topup_node(cb, nodes, node, min),
+                    None => vcpu.page_table.topup_and_hold(cb, min),
+                }
             }
             _ => vcpu.cache(ty).topup_and_hold(cb, min),
         }
@@ -430,17 +435,18 @@ impl Provider for CacheProvider {
         vcpu: &VcpuState,
         ty: CacheType,
     ) -> Option<KvmPage> {
-        let node_page = match (ty, &vcpu.nodes) {
-            (CacheType::PageTable, Some(nodes)) => nodes.alloc(cb),
-            _ => None,
+        let init = || match ty {
+            CacheType::PageTable => vcpu.vm.pte_init,
+            CacheType::ShadowedInfo => 0,
         };
-        let page = node_page.unwrap_or_else(|| vcpu.cache(ty).alloc_held(cb));
-        page.or_else(|| {
-            atomic_page(match ty {
-                CacheType::PageTable => vcpu.vm.pte_init,
-                CacheType::ShadowedInfo => 0,
-            })
-        })
+        if let (CacheType::PageTable, Some(nodes)) = (ty, &vcpu.nodes) {
+            if let Some(page) = nodes.alloc(cb, init) {
+                return page;
+            }
+        }
+        vcpu.cache(ty)
+            .alloc_held(cb)
+            .or_else(|| atomic_kvm_page(None, init()))
     }
 
     #[inline]
@@ -454,18 +460,12 @@ impl Provider for CacheProvider {
     }
 
     fn split_page(&self, vm: &VmState, nid: Node, gfp: Gfp) -> Option<KvmPage> {
-        let page = match nid {
-            // A NUMA-aware VM's split tables go on the node of the huge
-            // page they replace, when the caller may sleep (the TDP MMU);
-            // the shadow MMU, which may not, then uses KVM's own cache.
-            Some(node) if vm.numa_aware.load(Relaxed) => {
-                if gfp & (1 << kernel::bindings::___GFP_DIRECT_RECLAIM_BIT) == 0 {
-                    return None;
-                }
-                mmu_memory_cache::node_page(node, vm.pte_init)?
-            }
-            _ => new_kvm_page(gfp, vm.pte_init)?,
-        };
+        // A NUMA-aware VM's split tables go on the node of the huge page
+        // they replace, allocated as the caller asks: the TDP MMU may sleep,
+        // the shadow MMU (under mmu_lock) may not, and takes a page from
+        // KVM's own split cache if there is none at once.
+        let node = nid.filter(|_| vm.numa_aware.load(Relaxed));
+        let page = new_kvm_page(gfp, node, vm.pte_init)?;
         vm.split_pages.add(1, Relaxed);
         Some(page)
     }

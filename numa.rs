@@ -8,16 +8,20 @@
 //! created by the first topup for that node (which may sleep: never under
 //! `mmu_lock`). A topup fills only the cache of its fault's node, which the
 //! seam tells it once the pfn is resolved, and that fault's allocations take
-//! from it. Roots and memory without a node use the vCPU's default cache,
-//! which allocates as KVM does (the task's memory policy: local by default).
+//! from it. Roots and memory without a node go on the faulting thread's
+//! node (its nearest node with memory), so that the vCPU holds at most one
+//! capacity of unused page-table pages per node it faults on.
 //! Pages come from `alloc_pages_node()` without `__GFP_THISNODE`, as KVM's
-//! own caches would: a full node falls back to another one.
+//! own caches would: a full node falls back to another one (counted, as
+//! `fallbacks`). A fault that finds its node's cache empty (a miss) gets a
+//! page on that node allocated without sleeping.
 //!
 //! Lock order: a node's cache is a cache like the vCPU's others (see the
 //! crate root); the fault in progress holds at most one of them.
 
 use crate::mmu_memory_cache::MmuMemoryCache;
 use crate::provider::{
+    atomic_kvm_page,
     nr_node_ids,
     KvmPage,
     MaySleep,
@@ -26,7 +30,10 @@ use crate::provider::{
 };
 use kernel::{
     prelude::*,
-    sync::SetOnce, //
+    sync::{
+        atomic::Relaxed,
+        SetOnce, //
+    },
 };
 
 /// A vCPU's page-table caches, one per node, each created on first use.
@@ -85,9 +92,24 @@ impl NodeCaches {
     }
 
     /// A page from the node cache the fault in progress topped up, or
-    /// `None` if it topped up none.
-    pub(crate) fn alloc<C>(&self, cb: &VcpuCallback<C>) -> Option<Option<KvmPage>> {
-        self.held(cb).map(|cache| cache.alloc_held(cb))
+    /// `None` if it topped up none. If that cache is empty (a miss), a page
+    /// preferably on its node, filled with `init()`, allocated without
+    /// sleeping: placement never fails the fault, and the page may come
+    /// from another node (a fallback). Only `None` inside if there is no
+    /// page at all.
+    pub(crate) fn alloc<C>(
+        &self,
+        cb: &VcpuCallback<C>,
+        init: impl FnOnce() -> u64,
+    ) -> Option<Option<KvmPage>> {
+        let cache = self.held(cb)?;
+        Some(cache.alloc_held(cb).or_else(|| {
+            let page = atomic_kvm_page(cache.node(), init())?;
+            if cache.node().is_some_and(|node| node.index() != page.nid()) {
+                cache.stats.fallbacks.add(1, Relaxed);
+            }
+            Some(page)
+        }))
     }
 
     /// Ends the holds of [`Self::topup`]: of every node's cache, not only

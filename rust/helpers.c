@@ -19,6 +19,24 @@ int kmc_virt_to_nid(const void *addr)
 }
 
 /*
+ * A zeroed order-0 page in the direct map, preferably on @nid: without
+ * __GFP_THISNODE, a full node falls back to another one. NULL if none.
+ */
+void *kmc_get_zeroed_page_node(int nid, gfp_t gfp)
+{
+	/* As __get_free_pages(): a page with an address in the direct map. */
+	struct page *page = alloc_pages_node(nid, (gfp & ~__GFP_HIGHMEM) | __GFP_ZERO, 0);
+
+	return page ? page_address(page) : NULL;
+}
+
+/* The nearest node with memory to the CPU the caller runs on. */
+int kmc_numa_mem_id(void)
+{
+	return numa_mem_id();
+}
+
+/*
  * percpu_counter_read_positive(): the counter without its CPUs' pending
  * deltas, read racily as C does.
  */

@@ -29,17 +29,16 @@ use crate::{
     bindings,
     percpu_counter::PercpuCounters,
     provider::{
+        page_nid,
         KvmPage,
         MaySleep,
         Node,
-        NumaNodeId,
         VcpuCallback,
         VcpuId, //
     }, //
 };
 use core::{
     cell::UnsafeCell,
-    ffi::c_void,
     ptr::NonNull, //
 };
 use kernel::{
@@ -68,6 +67,9 @@ pub(crate) struct CacheStats {
     pub(crate) allocs: Atomic<u64>,
     /// Objects KVM needed that the cache could not supply.
     pub(crate) misses: Atomic<u64>,
+    /// Pages for a node's cache that came from another node (the node
+    /// was full), at topup or, for a miss, at allocation.
+    pub(crate) fallbacks: Atomic<u64>,
 }
 
 impl CacheStats {
@@ -76,6 +78,7 @@ impl CacheStats {
             topups: Atomic::new(0),
             allocs: Atomic::new(0),
             misses: Atomic::new(0),
+            fallbacks: Atomic::new(0),
         }
     }
 }
@@ -101,19 +104,6 @@ fn c_cache(init: Option<u64>, node: Node) -> bindings::kvm_mmu_memory_cache {
     }
 }
 
-/// The NUMA node of a cached page.
-///
-/// # Safety
-///
-/// `obj` is an object of a page cache: a page of the direct map.
-#[inline]
-unsafe fn page_node(obj: *mut c_void) -> usize {
-    // SAFETY: By the caller's contract, `obj` is in the direct map.
-    let nid = unsafe { bindings::kmc_virt_to_nid(obj) };
-    // A page's node is never negative.
-    usize::try_from(nid).unwrap_or(0)
-}
-
 /// What [`MmuMemoryCache::reclaim`] did.
 #[derive(Default)]
 pub(crate) struct Reclaimed {
@@ -121,31 +111,6 @@ pub(crate) struct Reclaimed {
     pub(crate) scanned: usize,
     /// Pages freed.
     pub(crate) freed: usize,
-}
-
-/// A page from `node` (another node if it is full, as KVM's own node-aware
-/// caches do) holding `init` in every 64-bit word, allocated as KVM's caches
-/// allocate (`GFP_KERNEL_ACCOUNT`): the caller may sleep. `None` if there is
-/// no memory.
-///
-/// Through a one-page C cache, so that the page is allocated and filled
-/// exactly as the vCPU caches' pages are.
-pub(crate) fn node_page(node: NumaNodeId, init: u64) -> Option<KvmPage> {
-    let mut mc = c_cache(Some(init), Some(node));
-    // SAFETY: `mc` is a valid, empty page cache, local to this call.
-    let ret = unsafe { bindings::__kvm_mmu_topup_memory_cache(&mut mc, 1, 1) };
-    let obj = if ret == 0 && mc.nobjs > 0 {
-        // SAFETY: `mc` is valid and holds an object.
-        unsafe { bindings::kvm_mmu_memory_cache_alloc(&mut mc) }
-    } else {
-        core::ptr::null_mut()
-    };
-    // SAFETY: `mc` is valid; this frees its object array (and nothing
-    // else: its one object, if any, was just popped).
-    unsafe { bindings::kvm_mmu_free_memory_cache(&mut mc) };
-    // SAFETY: A page cache holds order-0 pages from the page allocator, in
-    // the direct map; the one popped is no longer the cache's.
-    NonNull::new(obj).map(|page| unsafe { KvmPage::from_raw(page) })
 }
 
 /// A `struct kvm_mmu_memory_cache` of pages owned by one vCPU, whose pages
@@ -176,6 +141,8 @@ pub(crate) struct MmuMemoryCache {
     lock: Opaque<kernel::bindings::mutex>,
     cache: UnsafeCell<bindings::kvm_mmu_memory_cache>,
     capacity: i32,
+    /// The node the cache's pages are for, if any.
+    node: Node,
     /// Unused cached pages, one counter per node.
     counters: Arc<PercpuCounters>,
     /// The vCPU whose callbacks alone may use the cache.
@@ -256,6 +223,7 @@ impl MmuMemoryCache {
             }),
             cache: UnsafeCell::new(cache),
             capacity,
+            node,
             counters,
             owner,
             held: UnsafeCell::new(false),
@@ -350,18 +318,23 @@ impl MmuMemoryCache {
     /// Adds `delta` to the node counter of each of the objects `from..to`,
     /// once per run of objects on the same node (usually one run).
     ///
+    /// Returns how many of them are not on the cache's node (0 for a
+    /// cache without one).
+    ///
     /// # Safety
     ///
     /// The caller may touch `cache`, which holds at least `to` objects.
-    unsafe fn add_to_node_counters(&self, from: i32, to: i32, delta: i64) {
+    unsafe fn add_to_node_counters(&self, from: i32, to: i32, delta: i64) -> u64 {
         // SAFETY: By the caller's contract.
         let objects = unsafe { (*self.cache.get()).objects };
         let mut run: Option<(usize, i64)> = None;
+        let mut off_node = 0;
         for i in from..to {
             // CAST: `0 <= i < nobjs`, a small non-negative `int`.
             // SAFETY: By the caller's contract `i` is below `nobjs`: a valid
             // object, a page of the direct map.
-            let node = unsafe { page_node(*objects.add(i as usize)) };
+            let node = unsafe { page_nid(*objects.add(i as usize)) };
+            off_node += u64::from(self.node.is_some_and(|want| want.index() != node));
             run = match run {
                 Some((n, sum)) if n == node => Some((n, sum + delta)),
                 Some((n, sum)) => {
@@ -374,6 +347,7 @@ impl MmuMemoryCache {
         if let Some((n, sum)) = run {
             self.counters.add(n, sum);
         }
+        off_node
     }
 
     /// Whether `cb` is a callback of the vCPU that owns the cache; a
@@ -486,8 +460,11 @@ impl MmuMemoryCache {
         // were; the owner's callbacks, which have the cache in use, count
         // them.
         // SAFETY: As above; the cache holds `nobjs` objects.
-        unsafe { self.add_to_node_counters(before, nobjs, 1) };
+        let fallbacks = unsafe { self.add_to_node_counters(before, nobjs, 1) };
         self.free.store(nobjs, Relaxed);
+        if fallbacks > 0 {
+            self.stats.fallbacks.add(fallbacks, Relaxed);
+        }
         if nobjs > before {
             self.stats.topups.add(1, Relaxed);
         }
@@ -512,7 +489,7 @@ impl MmuMemoryCache {
         // callbacks, which have it in use.
         if !cfg!(kmc_mutant = "uncounted_alloc") {
             // SAFETY: `obj` was a page of the cache.
-            self.counters.add(unsafe { page_node(obj) }, -1);
+            self.counters.add(unsafe { page_nid(obj) }, -1);
         }
         // SAFETY: As above.
         self.free.store(unsafe { self.nobjs() }, Relaxed);
@@ -560,7 +537,7 @@ impl MmuMemoryCache {
             // direct map, which this task may touch (`guard`).
             let obj = unsafe { *objects.add(i as usize) };
             // SAFETY: As above.
-            let obj_node = unsafe { page_node(obj) };
+            let obj_node = unsafe { page_nid(obj) };
             // The `reclaim_any_node` mutant frees pages of every node.
             let on_node = obj_node == node || cfg!(kmc_mutant = "reclaim_any_node");
             if on_node {
@@ -606,6 +583,11 @@ impl MmuMemoryCache {
     /// The most objects the cache holds.
     pub(crate) fn capacity(&self) -> i32 {
         self.capacity
+    }
+
+    /// The node the cache's pages are for, if any.
+    pub(crate) fn node(&self) -> Node {
+        self.node
     }
 }
 

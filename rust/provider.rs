@@ -67,8 +67,9 @@ impl CacheType {
 ///
 /// # Invariants
 ///
-/// The id is below `nr_node_ids` and names a node KVM found memory on (the
-/// node of an online page): allocating on it is valid.
+/// The id is below `nr_node_ids` and names a node with memory (the node of
+/// an online page KVM found, or the current CPU's memory node): allocating
+/// on it is valid.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NumaNodeId(i32);
 
@@ -93,6 +94,16 @@ fn node_from_raw(nid: c_int) -> Node {
     let index = usize::try_from(nid).ok()?;
     // INVARIANT: below `nr_node_ids`; KVM passes the node of an online page
     // (`kvm_mmu_pfn_nid()`) or `NUMA_NO_NODE`.
+    (index < nr_node_ids()).then_some(NumaNodeId(nid))
+}
+
+/// The node with memory nearest to the CPU the caller runs on (which it
+/// may leave right after): where the page allocator would put its pages.
+pub(crate) fn current_node() -> Node {
+    // SAFETY: Reading the current CPU's memory node has no preconditions.
+    let nid = unsafe { bindings::kmc_numa_mem_id() };
+    let index = usize::try_from(nid).ok()?;
+    // INVARIANT: below `nr_node_ids`, and a node with memory.
     (index < nr_node_ids()).then_some(NumaNodeId(nid))
 }
 
@@ -128,6 +139,12 @@ impl KvmPage {
         Self(addr)
     }
 
+    /// The NUMA node the page is on.
+    pub(crate) fn nid(&self) -> usize {
+        // SAFETY: By the type invariants the page is in the direct map.
+        unsafe { page_nid(self.0.as_ptr()) }
+    }
+
     /// Hands the page over; whoever receives it frees it.
     fn into_raw(self) -> *mut c_void {
         core::mem::ManuallyDrop::new(self).0.as_ptr()
@@ -142,20 +159,52 @@ impl Drop for KvmPage {
     }
 }
 
-/// A fresh page for KVM, allocated with `gfp` and filled with `init` in
-/// every 64-bit word (zeroed when `init` is 0), or `None` if none is free.
-pub(crate) fn new_kvm_page(gfp: Gfp, init: u64) -> Option<KvmPage> {
-    // SAFETY: Allocating a page has no preconditions.
-    let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
-    let page = NonNull::new(addr as *mut u64)?;
+/// The NUMA node of the page at `addr`.
+///
+/// # Safety
+///
+/// `addr` is in the direct map.
+#[inline]
+pub(crate) unsafe fn page_nid(addr: *const c_void) -> usize {
+    // SAFETY: By the caller's contract, `addr` is in the direct map.
+    let nid = unsafe { bindings::kmc_virt_to_nid(addr) };
+    // A page's node is never negative.
+    usize::try_from(nid).unwrap_or(0)
+}
+
+/// A fresh page for KVM, allocated with `gfp`, preferably on `node` (else
+/// as the task's memory policy says), and filled with `init` in every
+/// 64-bit word (zeroed when `init` is 0), or `None` if none is free.
+pub(crate) fn new_kvm_page(gfp: Gfp, node: Node, init: u64) -> Option<KvmPage> {
+    let addr: *mut u64 = match node {
+        // SAFETY: By the type invariants `node` is a valid node to allocate
+        // on.
+        Some(node) => unsafe { bindings::kmc_get_zeroed_page_node(node.id(), gfp) }.cast(),
+        None => {
+            // SAFETY: Allocating a page has no preconditions.
+            let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
+            addr as *mut u64
+        }
+    };
+    let page = NonNull::new(addr)?;
     if init != 0 {
         // SAFETY: `page` is a fresh, page-aligned (so `u64`-aligned) page of
         // `PAGE_SIZE` bytes, owned here until it is handed to KVM.
         unsafe { core::slice::from_raw_parts_mut(page.as_ptr(), kernel::page::PAGE_SIZE / 8) }
             .fill(init);
     }
-    // SAFETY: `get_zeroed_page()` returns an order-0 direct-map page, ours.
+    // SAFETY: Both allocators return an order-0 direct-map page, ours.
     Some(unsafe { KvmPage::from_raw(page.cast()) })
+}
+
+/// A page for KVM allocated without sleeping, as KVM's own caches allocate
+/// when they are empty at allocation (`GFP_ATOMIC`, charged to the memory
+/// cgroup), preferably on `node`.
+pub(crate) fn atomic_kvm_page(node: Node, init: u64) -> Option<KvmPage> {
+    // __GFP_ACCOUNT, which bindgen leaves out: charge the page to the VM's
+    // memory cgroup as KVM does.
+    let gfp = kernel::bindings::GFP_ATOMIC | (1 << kernel::bindings::___GFP_ACCOUNT_BIT);
+    new_kvm_page(gfp, node, init)
 }
 
 /// The KVM VM a provider's VM data belongs to; used only as an identity.

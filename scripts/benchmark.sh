@@ -14,6 +14,14 @@
 # 3. The fault path under a shrinker storm: the module alone against the
 #    module with every node scanned every 10 ms, interleaved in one boot
 #    (fault_bench and demand_paging), with what the scans found.
+# 4. NUMA-aware page tables: fault_bench with its memory on the last node
+#    and its vCPU on node 0, in a 2-node and a 4-node guest, built-in
+#    against the module against the module with the VM NUMA-aware,
+#    interleaved in one boot per node count: the cost (numa/module), the
+#    locality (share of the new page tables on the memory's node, from
+#    KVM's per-node SecPageTables) and the unused cached pages per vCPU.
+#    Emulation has no remote-memory latency: this part reports placement
+#    and work, not the time remote page tables would cost.
 #
 # By default under QEMU's instruction counter (-icount shift=0,sleep=off,
 # one CPU, no NUMA): guest time is a count of guest instructions, which
@@ -25,7 +33,7 @@
 #   KMC_BENCH_CLOCK=icount|wall  wall: multi-threaded TCG, 2 CPUs, 2 nodes
 #   KMC_MODES="tdp legacy shadow"  KMC_VCPUS="1 2"  KMC_ROUNDS=5
 #   KMC_SEAM_BOOTS=3   boots of each kernel for part 2 (0: skip part 2)
-#   KMC_PARTS="1 2 3"  the parts to run (part 2 also needs KMC_SEAM_BOOTS > 0)
+#   KMC_PARTS="1 2 3 4"  the parts to run (part 2 also needs KMC_SEAM_BOOTS > 0)
 #   KMC_ALT_KO=<path>  a throw-away build of the module timed as a fourth
 #                      variant, "alt" (to count what one change costs)
 set -euo pipefail
@@ -36,7 +44,7 @@ modes=${KMC_MODES:-tdp legacy shadow}
 vcpus=${KMC_VCPUS:-1 2}
 rounds=${KMC_ROUNDS:-5}
 seam_boots=${KMC_SEAM_BOOTS:-3}
-parts=" ${KMC_PARTS:-1 2 3} "
+parts=" ${KMC_PARTS:-1 2 3 4} "
 out=$KMC_ROOT/out/bench
 # Under icount (one vCPU thread) the kernels have jump labels, as
 # distributions' do (config/bench.config); under multi-threaded TCG they
@@ -51,11 +59,11 @@ esac
 rm -rf "$out"
 mkdir -p "$out"
 
-bench_boot() {	# flavor name variants rounds
+bench_boot() {	# flavor name variants rounds [bench.sh options]
 	local dir=$out/$2 rc=0
 	KMC_ROUNDS=$4 KMC_VARIANTS=$3 KMC_VCPUS=${vcpus// /,} \
 		"$KMC_ROOT/scripts/bench.sh" --flavor "$1" --mode "${modes// /,}" --run bench \
-		$clockopt --timeout 14400 --out "$dir" >"$dir.log" 2>&1 || rc=$?
+		$clockopt "${@:5}" --timeout 14400 --out "$dir" >"$dir.log" 2>&1 || rc=$?
 	if ! [ -f "$dir/results.txt" ] || ! grep -q '^@@@ DONE' "$dir/results.txt"; then
 		echo "error: benchmark boot $2 did not finish (bench.sh exit $rc); see $dir.log" >&2
 		tail -n 20 "$dir.log" >&2
@@ -81,6 +89,14 @@ fi
 if [[ $parts == *" 3 "* ]]; then
 	log "part 3: the module under a shrinker storm vs the module alone"
 	KMC_TESTS=fault_bench,demand_paging bench_boot "$kernel" storm module,loop,storm "$rounds"
+fi
+
+if [[ $parts == *" 4 "* ]]; then
+	for nodes in 2 4; do
+		log "part 4: NUMA-aware page tables, $nodes nodes"
+		KMC_TESTS=fault_bench_remote bench_boot "$kernel" numa$nodes builtin,module,numa \
+			"$rounds" --nodes $nodes
+	done
 fi
 
 python3 - "$out" "$clock" "$rounds" "$kernel" <<'PY' | tee "$out/summary.txt"
@@ -205,6 +221,50 @@ if os.path.exists(storm_path):
         print(f"{mode:<7}{test:<15}{v:>5} {fmt(statistics.median(x['module'] for x in full)):>8} {cols}"
               f" {statistics.median(t[0] for t in f):>5} {statistics.median(t[2] for t in f):>5}"
               f" {statistics.median(t[3] for t in f):>5} {statistics.median(t[4] for t in f):>4}")
+
+numa_paths = sorted(glob.glob(os.path.join(out, "numa[0-9]*", "results.txt")))
+if numa_paths:
+    print()
+    print("NUMA-aware page tables: fault_bench, 32 MiB per vCPU on the last node, vCPUs on")
+    print("node 0; cost: median of per-round ratios [min..max]; locality: share of the new")
+    print("page tables (SecPageTables) on the memory's node, median over rounds; unused:")
+    print("unused cached pages per vCPU after the run, median (node caches in use)")
+    print(f"{'nodes':<6}{'mode':<7}{'vCPUs':>5} {'module/built-in':>16} {'[spread]':<13} {'numa/module':>11} {'[spread]':<13}"
+          f" {'locality: built-in':>18} {'module':>6} {'numa':>5} {'unused: module':>14} {'numa':>9}")
+    PL = re.compile(r"@@@ PLACEMENT mode=(\S+) v=(\d+) variant=(\S+) round=(\d+) nodes=(\d+) (\S*) unused=(\S*)")
+    for path in numa_paths:
+        r, w = read(path)
+        failed += w
+        place = {}
+        for line in open(path, errors="replace"):
+            m = PL.match(line.strip())
+            if not m:
+                continue
+            mode, v, var, rnd, nodes, tables, unused = m.groups()
+            kb = [int(x.split("=")[1]) for x in tables.split(",") if "=" in x]
+            loc = kb[-1] / sum(kb) if kb and sum(kb) > 0 else float("nan")
+            un = [tuple(int(y) for y in x.split(":")) for x in unused.split(",") if ":" in x]
+            place.setdefault((mode, int(v)), {}).setdefault(var, []).append((loc, un, int(nodes)))
+        for (mode, test, v), rows in sorted(r.items(), key=lambda kv: (order.get(kv[0][0], 9),) + kv[0][1:]):
+            full = [x for x in rows.values() if all(k in x for k in ("builtin", "module", "numa")) and x["builtin"] > 0]
+            pl = place.get((mode, v), {})
+            nodes = next((t[2] for ts in pl.values() for t in ts), 0)
+            if not full:
+                print(f"{nodes:<6}{mode:<7}{v:>5}  no complete round")
+                failed.append(f"numa {mode} v={v}: no complete round")
+                continue
+            mb = [x["module"] / x["builtin"] for x in full]
+            nm = [x["numa"] / x["module"] for x in full]
+            def loc(var):
+                xs = [t[0] for t in pl.get(var, [])]
+                return f"{100 * statistics.median(xs):.1f}%" if xs else "-"
+            def unused(var):
+                xs = [u for t in pl.get(var, []) for u in t[1]]
+                if not xs:
+                    return "-"
+                return f"{statistics.median(u[0] for u in xs):.0f} ({statistics.median(u[1] for u in xs):.0f})"
+            print(f"{nodes:<6}{mode:<7}{v:>5} {statistics.median(mb):>16.3f} [{spread(mb)}] {statistics.median(nm):>11.3f} [{spread(nm)}]"
+                  f" {loc('builtin'):>18} {loc('module'):>6} {loc('numa'):>5} {unused('module'):>14} {unused('numa'):>9}")
 
 if failed:
     print()

@@ -13,7 +13,8 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 ALL="no_bind uncounted_alloc short_topup no_release uninit_pages early_release
-	reclaim_any_node uncounted_reclaim reclaim_in_use debugfs_no_owner"
+	reclaim_any_node uncounted_reclaim reclaim_in_use debugfs_no_owner
+	numa_any_node numa_roots_default"
 mutants=$(echo ${KMC_MUTANTS:-$ALL})
 filter=${KMC_FILTER:-'^(kmc/|upstream/demand_paging_test\+kmc$)'}
 out=$KMC_ROOT/out/mutants

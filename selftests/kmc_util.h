@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,9 @@ static inline int kmc_shadow_paging(void)
 
 /*
  * The module's debugfs directory of @vm, named as KVM's own "<pid>-<fd>",
- * or NULL if the VM is not bound.
+ * or NULL if the VM is not bound. KVM's <pid> is the creating thread's id:
+ * the project's tests create their VMs on the main thread, whose id is the
+ * process's.
  */
 static inline const char *kmc_vm_dir(struct kvm_vm *vm)
 {
@@ -140,9 +143,64 @@ static inline int kmc_any_vm_dir(void)
 	return found;
 }
 
+/*
+ * Pins the calling thread (and the threads it creates after) to the CPUs of
+ * @node; false if it has none.
+ */
+static inline bool kmc_pin_to_node(int node)
+{
+	int first, last, n, count = 0;
+	char path[64];
+	cpu_set_t cpus;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	CPU_ZERO(&cpus);
+	/* A list of ranges: "0-3,8,10-11". */
+	while ((n = fscanf(f, "%d-%d", &first, &last)) >= 1) {
+		if (n == 1)
+			last = first;
+		for (; first <= last && first < CPU_SETSIZE; first++, count++)
+			CPU_SET(first, &cpus);
+		if (fgetc(f) != ',')
+			break;
+	}
+	fclose(f);
+	if (!count)
+		return false;
+	TEST_ASSERT(!sched_setaffinity(0, sizeof(cpus), &cpus), "pin to node %d's CPUs", node);
+	return true;
+}
+
+/* KVM's page tables on @node, in kB, per-CPU deltas folded in. */
+static inline long kmc_sec_page_tables_node_kb(int node)
+{
+	char path[64], line[256];
+	long kb = -1, v;
+	FILE *f;
+
+	f = fopen("/proc/sys/vm/stat_refresh", "w");
+	TEST_ASSERT(f, "open /proc/sys/vm/stat_refresh");
+	fputs("1", f);
+	fclose(f);
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "open %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Node %*d SecPageTables: %ld kB", &v) == 1)
+			kb = v;
+	fclose(f);
+	TEST_ASSERT(kb >= 0, "no SecPageTables in %s", path);
+	return kb;
+}
+
 /* One cache's line of a vCPU file. */
 struct kmc_cache {
-	long free, capacity, held, topups, allocs, misses;
+	long free, capacity, held, topups, allocs, misses, fallbacks;
 };
 
 #define KMC_MAX_NODES 64
@@ -174,9 +232,9 @@ static inline struct kmc_vcpu_caches kmc_read_vcpu(const char *vm_dir, int index
 		struct kmc_cache tmp;
 
 		TEST_ASSERT(sscanf(line,
-				   "%31[a-z0-9_]: free %ld capacity %ld held %ld topups %ld allocs %ld misses %ld",
+				   "%31[a-z0-9_]: free %ld capacity %ld held %ld topups %ld allocs %ld misses %ld fallbacks %ld",
 				   name, &tmp.free, &tmp.capacity, &tmp.held,
-				   &tmp.topups, &tmp.allocs, &tmp.misses) == 7,
+				   &tmp.topups, &tmp.allocs, &tmp.misses, &tmp.fallbacks) == 8,
 			    "parse '%s' in %s", line, path);
 		if (!strcmp(name, "page_table")) {
 			c = &v.page_table;
@@ -385,9 +443,10 @@ static inline int kmc_read_nodes(struct kmc_node *nodes, int max)
 	FILE *f = fopen(KMC_DEBUGFS "/nodes", "r");
 
 	TEST_ASSERT(f, "open " KMC_DEBUGFS "/nodes");
-	while (fgets(line, sizeof(line), f) && n < max) {
+	while (fgets(line, sizeof(line), f)) {
 		struct kmc_node *c = &nodes[n];
 
+		TEST_ASSERT(n < max, "more than %d nodes in " KMC_DEBUGFS "/nodes", max);
 		TEST_ASSERT(sscanf(line,
 				   "node%d unused %ld scans %ld scanned %ld freed %ld visited %ld busy %ld",
 				   &id, &c->unused, &c->scans, &c->scanned, &c->freed,

@@ -11,10 +11,15 @@
 # module, capacity 5, from /kmc/modules/alt/) and storm (the module, with a
 # shrinker scan of every node through /sys/kernel/debug/shrinker/ every
 # 10 ms during the run) and loop (the module, with the same loop writing
-# its scans to /dev/null: what the loop itself takes from the guest's CPU).
+# its scans to /dev/null: what the loop itself takes from the guest's CPU)
+# and numa (the module, the run's VM NUMA-aware: KVM_CAP_NUMA_AWARE_PAGE_TABLE).
 # A kernel without the seam runs builtin only.
 # VCPUS: comma-separated vCPU counts. TESTS: comma-separated, of
-# fault_bench, demand_paging and dirty_log_populate (default: all).
+# fault_bench, demand_paging and dirty_log_populate (default: all), and
+# fault_bench_remote: fault_bench with its memory on the last node and its
+# vCPUs on node 0, which also prints where KVM put the new page tables
+# ("@@@ PLACEMENT", per node from SecPageTables) and the unused cached pages
+# per vCPU after the run.
 #
 # Per mode, test and vCPU count: one warm-up run (not reported; the first
 # run after a load is often an outlier), then ROUNDS rounds, each running
@@ -33,6 +38,7 @@ B=/kmc/bin
 TESTS=$(echo "${5:-fault_bench,demand_paging,dirty_log_populate}" | tr , ' ')
 
 echo never >/sys/kernel/mm/transparent_hugepage/enabled
+LAST_NODE=$(ls -d /sys/devices/system/node/node[0-9]* | sed 's/.*node//' | sort -n | tail -n1)
 
 # Seconds from a "label: 1.234567890s" line of a selftest's output.
 secs() { sed -n "s/^$1:[[:space:]]*\([0-9.]*\)s.*/\1/p" | head -n1; }
@@ -46,6 +52,8 @@ timed() {	# test vcpus
 	fault_bench) set -- 'Faulting KVM_RUN time' $B/kmc_fault_bench -m 32 -v "$2" ;;
 	demand_paging) set -- 'Total guest execution time' $B/demand_paging_test -b 32M -v "$2" ;;
 	dirty_log_populate) set -- 'Populate memory time' $B/dirty_log_perf_test -b 32M -v "$2" -i 2 ;;
+	fault_bench_remote) set -- 'Faulting KVM_RUN time' $B/kmc_fault_bench -m 32 -v "$2" \
+		-n "$LAST_NODE" $NUMA_FLAG ;;
 	esac
 	label=$1; shift
 	timeout -s KILL $RUN_TIMEOUT "$@" >/tmp/run.out 2>&1
@@ -69,7 +77,7 @@ check_variant() {
 	cap=/sys/module/kvm_mmu_cache/parameters/capacity
 	case $1 in
 	builtin) ! kmc_loaded ;;
-	module | alt | storm | loop) kmc_loaded && [ "$(cat $cap)" = 5 ] ;;
+	module | alt | storm | loop | numa) kmc_loaded && [ "$(cat $cap)" = 5 ] ;;
 	module40) kmc_loaded && [ "$(cat $cap)" = 40 ] ;;
 	esac || { echo "variant $1: the module is not in that state"; return 1; }
 }
@@ -77,7 +85,7 @@ check_variant() {
 set_variant() {	# variant
 	kmc_loaded && { kmc_unload || return 1; }
 	case $1 in
-	module | storm | loop) kmc_load ;;
+	module | storm | loop | numa) kmc_load ;;
 	module40) kmc_load capacity=40 ;;
 	alt) insmod $KO/alt/kvm_mmu_cache.ko ;;
 	esac
@@ -117,7 +125,12 @@ run_one() {	# mode test vcpus variant round
 			[ "$5" = warmup ] || [ "$4" = loop ] ||
 				echo "@@@ STORM mode=$1 test=$2 v=$3 round=$5 totals=$(shrinker_totals | tr ' ' ,)"
 		else
+			NUMA_FLAG=$([ "$4" = numa ] && echo -N)
 			t=$(timed "$2" "$3")
+			[ "$2" != fault_bench_remote ] || [ "$5" = warmup ] ||
+				echo "@@@ PLACEMENT mode=$1 v=$3 variant=$4 round=$5 nodes=$((LAST_NODE + 1))" \
+					"$(sed -n 's/^New page tables (kB): //p' /tmp/run.out | tr ' ' ,)" \
+					"unused=$(sed -n 's/^vCPU [0-9]* unused cached pages: \([0-9]*\), node caches: \([0-9]*\)/\1:\2/p' /tmp/run.out | tr '\n' ,)"
 		fi
 		t=${t:-none}
 		# A module variant must have bound the run's VM.

@@ -43,6 +43,9 @@ echo "unused_pages after the VM: $(cat /sys/kernel/debug/kvm_mmu_cache/unused_pa
 	"recount $(cat /sys/kernel/debug/kvm_mmu_cache/recount)"
 
 step "NUMA-aware page tables: a VM whose memory is on node 1, its vCPU on node 0"
+echo "without the capability, KVM's page tables follow the vCPU's thread:"
+must /kmc/bin/kmc_numa_test place off
+echo "with KVM_CAP_NUMA_AWARE_PAGE_TABLE, they follow the memory:"
 must /kmc/bin/kmc_numa_test place on
 
 step "reclaim: idle VMs' cached pages before and after one drop_caches"

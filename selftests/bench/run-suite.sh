@@ -82,44 +82,6 @@ attempt() {	# timeout command...
 	fi
 }
 
-# At a timeout, before the kill: where each task of the test is, and
-# whether its VMs still make progress (KVM's exit and fault counts, 2 s
-# apart). No exits: the vCPUs are stuck in the emulator or never entered
-# the guest; exits and faults that go on without the test advancing: a
-# fault loop.
-stalled() {	# process-group
-	echo "@@@ INFO timed out; its tasks:"
-	pids=
-	for t in /proc/[0-9]*/task/[0-9]*; do
-		[ "$(awk '{ print $5 }' $t/stat 2>/dev/null)" = "$1" ] || continue
-		p=${t#/proc/}; p=${p%%/*}
-		case " $pids " in *" $p "*) ;; *) pids="$pids $p" ;; esac
-		echo "${t#/proc/} $(cat $t/comm) $(grep ^State: $t/status)"
-		sed 's/^/    /' $t/stack 2>/dev/null
-	done
-	for n in 1 2; do
-		for p in $pids; do
-			for d in /sys/kernel/debug/kvm/$p-*; do
-				[ -d "$d" ] || continue
-				echo "sample $n ${d##*/}: $(for f in exits pf_taken pf_fixed pf_fast pf_spurious pf_emulate pf_mmio_spte_created halt_exits signal_exits; do
-					printf '%s=%s ' $f "$(cat $d/$f 2>/dev/null)"; done)"
-			done
-		done
-		[ $n = 1 ] && sleep 2
-	done
-}
-
-# A test still there 20 s after SIGKILL is stuck in the kernel: show where,
-# in the test's log (the host kills the guest after the test's timeout).
-unkillable() {	# process-group
-	echo "@@@ INFO still running 20 s after SIGKILL; its tasks:"
-	for t in /proc/[0-9]*/task/[0-9]*; do
-		[ "$(awk '{ print $5 }' $t/stat 2>/dev/null)" = "$1" ] || continue
-		echo "${t#/proc/} $(cat $t/comm) $(grep ^State: $t/status)"
-		sed 's/^/    /' $t/stack 2>/dev/null
-	done
-}
-
 # An upstream test that fails is run again, in a fresh process, up to 3
 # runs in all: under TCG a nested guest sometimes triple-faults at once
 # (KVM_EXIT_SHUTDOWN) or stops making progress until the test's timeout,

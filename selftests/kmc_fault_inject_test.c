@@ -168,8 +168,7 @@ static int run_pass(struct kvm_vcpu *vcpu, int fd, const char *dir)
 		case UCALL_ABORT:
 			REPORT_GUEST_ASSERT(uc);
 		default:
-			TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc.cmd,
-				  exit_reason_str(vcpu->run->exit_reason));
+			kmc_unexpected_exit(vcpu, &uc);
 		}
 	}
 }

@@ -255,8 +255,9 @@ static void assert_node_caches(struct kvm_vm *vm, int nodes)
 {
 	const char *dir = kmc_vm_dir(vm);
 	struct kmc_vcpu_caches v;
+	struct kmc_node counted[KMC_MAX_NODES];
 	long unused, capacity = kmc_capacity();
-	int i, own;
+	int i, own, nr;
 
 	TEST_ASSERT(dir, "the NUMA-aware VM is not bound");
 	v = kmc_read_vcpu(dir, 0);
@@ -274,6 +275,22 @@ static void assert_node_caches(struct kvm_vm *vm, int nodes)
 	}
 	printf("unused cached pages of the vCPU: %ld (capacity %ld, %d nodes in use)\n",
 	       unused, capacity, nodes);
+	/*
+	 * The module's per-node counters against a recount of the caches by
+	 * node (this VM's are the only ones): a node cache's pages are on
+	 * its node (no fallback), the shadowed-info pages on the thread's.
+	 */
+	nr = kmc_read_nodes(counted, KMC_MAX_NODES);
+	for (i = 0; i < nr; i++) {
+		long expected = i == THREAD_NODE ? v.shadowed_info.free : 0;
+		int k;
+
+		for (k = 0; k < v.nr_nodes; k++)
+			if (v.node_id[k] == i)
+				expected += v.node_page_table[k].free;
+		printf("node%d: unused_pages %ld, recount %ld\n", i, counted[i].unused, expected);
+		TEST_ASSERT_EQ(counted[i].unused, expected);
+	}
 	/* Roots too go on a node's cache: the default one stays unused. */
 	TEST_ASSERT(!v.page_table.topups && !v.page_table.allocs,
 		    "the default page-table cache was used (%ld topups, %ld allocs)",

@@ -357,6 +357,27 @@ static inline void kmc_guest_fault_rounds(u64 gva)
 	}
 }
 
+/*
+ * Host: fails the test for an exit that was no expected ucall, with where
+ * the guest was when it shut down (a triple fault: the guests have no IDT).
+ */
+static inline void kmc_unexpected_exit(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	if (vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN) {
+		struct kvm_sregs sregs;
+		struct kvm_regs regs;
+
+		vcpu_regs_get(vcpu, &regs);
+		vcpu_sregs_get(vcpu, &sregs);
+		fprintf(stderr, "vCPU %u shut down: rip 0x%llx rsp 0x%llx; ",
+			vcpu->id, regs.rip, regs.rsp);
+		fprintf(stderr, "cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx\n",
+			sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4, sregs.efer);
+	}
+	TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc->cmd,
+		  exit_reason_str(vcpu->run->exit_reason));
+}
+
 /* Host: run @vcpu to its next GUEST_SYNC. */
 static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 {
@@ -369,8 +390,7 @@ static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 	case UCALL_ABORT:
 		REPORT_GUEST_ASSERT(uc);
 	default:
-		TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc.cmd,
-			  exit_reason_str(vcpu->run->exit_reason));
+		kmc_unexpected_exit(vcpu, &uc);
 	}
 }
 
@@ -386,8 +406,7 @@ static inline void kmc_run_to_done(struct kvm_vcpu *vcpu)
 	case UCALL_ABORT:
 		REPORT_GUEST_ASSERT(uc);
 	default:
-		TEST_FAIL("Unexpected ucall %lu, exit reason %s", uc.cmd,
-			  exit_reason_str(vcpu->run->exit_reason));
+		kmc_unexpected_exit(vcpu, &uc);
 	}
 }
 

@@ -248,7 +248,7 @@ impl VcpuState {
 
     /// Tops up the page-table cache of `node` in `nodes`, creating it
     /// first if need be.
-    #[inline(never)]
+    #[inline]
     fn topup_node(
         &self,
         cb: &VcpuCallback<MaySleep>,
@@ -265,7 +265,7 @@ impl VcpuState {
                     c"kvm_mmu_cache:node_page_table",
                     static_lock_class!(),
                 )?,
-                GFP_KERNEL,
+                GFP_KERNEL_ACCOUNT,
             )
         })
     }
@@ -308,7 +308,7 @@ impl Provider for CacheProvider {
                 dir <- new_mutex!(None),
                 shared: shared.clone(),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?;
         shared.vms.lock().push(vm.clone(), GFP_KERNEL)?;
         Ok(vm)
@@ -333,7 +333,7 @@ impl Provider for CacheProvider {
     fn vcpu_init(&self, vm: &Arc<VmState>, kvm_vcpu: &Vcpu, id: VcpuId) -> Result<Arc<VcpuState>> {
         let shared = &vm.shared;
         let nodes = if vm.numa_aware.load(Relaxed) {
-            Some(NodeCaches::new()?)
+            Some(NodeCaches::new(id)?)
         } else {
             None
         };
@@ -361,7 +361,7 @@ impl Provider for CacheProvider {
                 )?,
                 nodes,
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?;
         let name = CString::try_from_fmt(fmt!("vcpu{index}"))?;
         let mut dir = vm.dir.lock();
@@ -397,7 +397,7 @@ impl Provider for CacheProvider {
     }
 
     // The three fault-path methods are inlined into the callbacks KVM calls
-    // (`rust/provider.rs`); the NUMA-aware paths stay out of line.
+    // (`rust/provider.rs`); a NUMA-aware release stays out of line.
     #[inline]
     fn topup(
         &self,

@@ -26,7 +26,9 @@ use crate::provider::{
     KvmPage,
     MaySleep,
     NumaNodeId,
-    VcpuCallback, //
+    VcpuCallback,
+    VcpuId,
+    VcpuLocal, //
 };
 use kernel::{
     prelude::*,
@@ -37,33 +39,43 @@ use kernel::{
 };
 
 /// A vCPU's page-table caches, one per node, each created on first use.
+///
+/// # Invariants
+///
+/// No node's cache is held by the vCPU's callbacks but the one `held`
+/// names, if any.
 pub(crate) struct NodeCaches {
     /// Indexed by node id, `nr_node_ids` of them.
     caches: KVec<SetOnce<Pin<KBox<MmuMemoryCache>>>>,
+    /// The node whose cache the fault in progress topped up: so that the
+    /// fault path finds it without looking at every node.
+    held: VcpuLocal<Option<usize>>,
 }
 
 impl NodeCaches {
-    /// No cache yet.
-    pub(crate) fn new() -> Result<Self> {
+    /// No cache yet, for the vCPU `owner`.
+    pub(crate) fn new(owner: VcpuId) -> Result<Self> {
         let nodes = nr_node_ids();
-        let mut caches = KVec::with_capacity(nodes, GFP_KERNEL)?;
+        // Charged to the VMM's memory cgroup, as KVM's per-vCPU state is.
+        let mut caches = KVec::with_capacity(nodes, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..nodes {
-            caches.push(SetOnce::new(), GFP_KERNEL)?;
+            caches.push(SetOnce::new(), GFP_KERNEL_ACCOUNT)?;
         }
-        Ok(Self { caches })
+        // INVARIANT: no cache exists, so none is held.
+        Ok(Self {
+            caches,
+            held: VcpuLocal::new(owner, None),
+        })
     }
 
-    /// The caches created so far.
-    fn created(&self) -> impl Iterator<Item = &MmuMemoryCache> {
-        self.caches
-            .iter()
-            .filter_map(|slot| slot.as_ref().map(|cache| &**cache))
+    /// The cache of node `index`, if created.
+    fn cache(&self, index: usize) -> Option<&MmuMemoryCache> {
+        self.caches.get(index)?.as_ref().map(|cache| &**cache)
     }
 
-    /// The cache the fault in progress topped up, if any: a fault holds at
-    /// most one node's cache.
+    /// The cache the owner's callback `cb` holds, if any.
     fn held<C>(&self, cb: &VcpuCallback<C>) -> Option<&MmuMemoryCache> {
-        self.created().find(|cache| cache.held_by(cb))
+        self.cache(self.held.get(cb)??)
     }
 
     /// Tops up the cache of `node`, created by `new_cache` first if need
@@ -76,18 +88,25 @@ impl NodeCaches {
         new_cache: impl FnOnce() -> Result<Pin<KBox<MmuMemoryCache>>>,
     ) -> Result {
         let slot = self.caches.get(node.index()).ok_or(EINVAL)?;
-        if slot.as_ref().is_none() {
-            // Only this vCPU's topups create its caches, one at a time; one
-            // that lost a race anyway finds the winner's cache, or EAGAIN
-            // while the winner is still storing it.
-            slot.populate(new_cache()?);
-        }
-        let cache = slot.as_ref().ok_or(EAGAIN)?;
+        let cache = match slot.as_ref() {
+            Some(cache) => cache,
+            None => {
+                // Only this vCPU's topups create its caches, one at a time;
+                // one that lost a race anyway finds the winner's cache, or
+                // EAGAIN while the winner is still storing it.
+                slot.populate(new_cache()?);
+                slot.as_ref().ok_or(EAGAIN)?
+            }
+        };
         // A fault tops up one node: its pfn's. Should KVM ever top up twice,
         // the last node wins.
-        if !cache.held_by(cb) {
+        let held = self.held.get(cb).flatten();
+        if held.is_some_and(|held| held != node.index()) {
             self.release(cb);
         }
+        // INVARIANT: recorded before the hold, which even a failed topup
+        // may leave for `release()` to end.
+        self.held.set(cb, Some(node.index()));
         cache.topup_and_hold(cb, min)
     }
 
@@ -112,15 +131,15 @@ impl NodeCaches {
         }))
     }
 
-    /// Ends the holds of [`Self::topup`]: of every node's cache, not only
-    /// the last one topped up, so that none stays held whatever the order
-    /// of the calls (a cache releases only for its owner's callbacks). Out
-    /// of line: the release of a VM without the capability stays small.
+    /// Ends the hold of [`Self::topup`], if any. Out of line: the release
+    /// of a VM without the capability stays small.
     #[inline(never)]
     pub(crate) fn release(&self, cb: &VcpuCallback<MaySleep>) {
-        for cache in self.created() {
+        if let Some(cache) = self.held(cb) {
             cache.release(cb);
         }
+        // INVARIANT: the one cache that may have been held is released.
+        self.held.set(cb, None);
     }
 
     /// Calls `f` on each cache created so far, with its node.

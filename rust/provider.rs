@@ -89,12 +89,31 @@ impl NumaNodeId {
 /// A NUMA node, or none (`NUMA_NO_NODE` in C).
 pub(crate) type Node = Option<NumaNodeId>;
 
-/// The node KVM passes, checked against the nodes that exist.
+/// The node KVM passes, if it is one with memory: not, for example, the
+/// node of a device's memory (`ZONE_DEVICE`) that has none of its own.
 fn node_from_raw(nid: c_int) -> Node {
     let index = usize::try_from(nid).ok()?;
-    // INVARIANT: below `nr_node_ids`; KVM passes the node of an online page
-    // (`kvm_mmu_pfn_nid()`) or `NUMA_NO_NODE`.
-    (index < nr_node_ids()).then_some(NumaNodeId(nid))
+    // INVARIANT: below `nr_node_ids`, and a node with memory.
+    (index < nr_node_ids() && node_has_memory(index)).then_some(NumaNodeId(nid))
+}
+
+/// Whether the node `index` has memory (`N_MEMORY`), as C's `node_state()`
+/// reads it: racily, memory hotplug may change it.
+#[inline]
+fn node_has_memory(index: usize) -> bool {
+    const WORD_BITS: usize = c_ulong::BITS as usize;
+    // SAFETY: `node_states` is a static array, changed only by hotplug with
+    // atomic bit operations on its words; a racy read of one is what C
+    // does. `N_MEMORY` is one of its indices.
+    let mask = unsafe {
+        core::ptr::addr_of!(
+            kernel::bindings::node_states[kernel::bindings::node_states_N_MEMORY as usize]
+        )
+        .read_volatile()
+    };
+    mask.bits
+        .get(index / WORD_BITS)
+        .is_some_and(|word| (word >> (index % WORD_BITS)) & 1 != 0)
 }
 
 /// The node with memory nearest to the CPU the caller runs on (which it
@@ -305,6 +324,55 @@ impl<C> VcpuCallback<C> {
     /// The vCPU the callback is for.
     pub(crate) fn vcpu(&self) -> VcpuId {
         self.vcpu
+    }
+}
+
+/// A value that only the callbacks of one vCPU read and write: no lock and
+/// no atomic, since KVM runs them one at a time.
+///
+/// # Invariants
+///
+/// `value` is only accessed by callbacks of the vCPU `owner`.
+pub(crate) struct VcpuLocal<T: Copy> {
+    owner: VcpuId,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: Only the owner's callbacks access `value`, one at a time, in
+// whichever task; `owner` is an identity, compared and never dereferenced.
+unsafe impl<T: Copy + Send> Send for VcpuLocal<T> {}
+// SAFETY: As above: shared references give no concurrent access to `value`.
+unsafe impl<T: Copy + Send> Sync for VcpuLocal<T> {}
+
+impl<T: Copy> VcpuLocal<T> {
+    /// `value`, for the callbacks of the vCPU `owner`.
+    pub(crate) fn new(owner: VcpuId, value: T) -> Self {
+        // INVARIANT: nothing has accessed `value` yet.
+        Self {
+            owner,
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Whether `cb` is a callback of the owner; another vCPU's gets a WARN.
+    fn is_owner<C>(&self, cb: &VcpuCallback<C>) -> bool {
+        !kernel::warn_on!(cb.vcpu() != self.owner)
+    }
+
+    /// The value, for a callback of the owner; `None` for another vCPU's.
+    pub(crate) fn get<C>(&self, cb: &VcpuCallback<C>) -> Option<T> {
+        // SAFETY: `cb` is a callback of the owner (checked first), the only
+        // code that accesses `value`, one callback at a time.
+        self.is_owner(cb).then(|| unsafe { *self.value.get() })
+    }
+
+    /// Sets the value, for a callback of the owner; a no-op for another
+    /// vCPU's.
+    pub(crate) fn set<C>(&self, cb: &VcpuCallback<C>, value: T) {
+        if self.is_owner(cb) {
+            // SAFETY: As in `get()`.
+            unsafe { *self.value.get() = value };
+        }
     }
 }
 

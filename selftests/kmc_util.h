@@ -175,6 +175,16 @@ static inline bool kmc_pin_to_node(int node)
 	return true;
 }
 
+/* Folds the per-CPU vmstat deltas, or the node counts lag behind. */
+static inline void kmc_stat_refresh(void)
+{
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	TEST_ASSERT(fd >= 0, "open /proc/sys/vm/stat_refresh");
+	TEST_ASSERT(write(fd, "1", 1) == 1, "write /proc/sys/vm/stat_refresh");
+	close(fd);
+}
+
 /* KVM's page tables on @node, in kB, per-CPU deltas folded in. */
 static inline long kmc_sec_page_tables_node_kb(int node)
 {
@@ -182,11 +192,7 @@ static inline long kmc_sec_page_tables_node_kb(int node)
 	long kb = -1, v;
 	FILE *f;
 
-	f = fopen("/proc/sys/vm/stat_refresh", "w");
-	TEST_ASSERT(f, "open /proc/sys/vm/stat_refresh");
-	fputs("1", f);
-	fclose(f);
-
+	kmc_stat_refresh();
 	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
 	f = fopen(path, "r");
 	TEST_ASSERT(f, "open %s", path);
@@ -288,11 +294,7 @@ static inline long kmc_sec_page_tables_kb(void)
 	int node;
 	FILE *f;
 
-	/* Fold the per-CPU vmstat deltas, or the node counts lag behind. */
-	f = fopen("/proc/sys/vm/stat_refresh", "w");
-	TEST_ASSERT(f, "open /proc/sys/vm/stat_refresh");
-	fputs("1", f);
-	fclose(f);
+	kmc_stat_refresh();
 
 	for (node = 0; node < 64; node++) {
 		snprintf(path, sizeof(path),

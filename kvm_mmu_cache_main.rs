@@ -87,6 +87,7 @@ use provider::{
     Node,
     NumaNodeId,
     Provider,
+    RawNode,
     Registration,
     Vcpu,
     VcpuCallback,
@@ -404,7 +405,7 @@ impl Provider for CacheProvider {
         cb: &VcpuCallback<MaySleep>,
         vcpu: &VcpuState,
         ty: CacheType,
-        nid: Node,
+        nid: RawNode,
         min: i32,
     ) -> Result {
         match (ty, &vcpu.nodes) {
@@ -414,7 +415,7 @@ impl Provider for CacheProvider {
             (CacheType::PageTable, Some(nodes)) => {
                 // Mutants: every fault's tables on the thread's node; roots
                 // in the default cache.
-                let nid = nid.filter(|_| !cfg!(kmc_mutant = "numa_any_node"));
+                let nid = nid.node().filter(|_| !cfg!(kmc_mutant = "numa_any_node"));
                 let node = match nid {
                     None if !cfg!(kmc_mutant = "numa_roots_default") => current_node(),
                     nid => nid,

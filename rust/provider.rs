@@ -97,6 +97,18 @@ fn node_from_raw(nid: c_int) -> Node {
     (index < nr_node_ids() && node_has_memory(index)).then_some(NumaNodeId(nid))
 }
 
+/// The node KVM passes with a topup, checked only when asked for: a VM
+/// without the NUMA capability never looks at it.
+#[derive(Clone, Copy)]
+pub(crate) struct RawNode(c_int);
+
+impl RawNode {
+    /// The node, if it is one with memory.
+    pub(crate) fn node(self) -> Node {
+        node_from_raw(self.0)
+    }
+}
+
 /// Whether the node `index` has memory (`N_MEMORY`), as C's `node_state()`
 /// reads it: racily, memory hotplug may change it.
 #[inline]
@@ -414,14 +426,14 @@ pub(crate) trait Provider: Send + Sync + 'static {
     fn vcpu_destroy(&self, vcpu: Arc<Self::Vcpu>);
     /// Without `mmu_lock`, may sleep: keep `min` objects of `ty` available
     /// until `release()`, for page tables mapping memory on `nid` (a fault
-    /// whose pfn is resolved), or anywhere (`None`: roots, memory KVM holds
-    /// no page reference on).
+    /// whose pfn is resolved), or anywhere (`nid.node()` is `None`: roots,
+    /// memory KVM holds no page reference on, a node without memory).
     fn topup(
         &self,
         cb: &VcpuCallback<MaySleep>,
         vcpu: &Self::Vcpu,
         ty: CacheType,
-        nid: Node,
+        nid: RawNode,
         min: i32,
     ) -> Result;
     /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
@@ -732,7 +744,7 @@ impl<P: Provider> Registration<P> {
         let (slot, cb) = unsafe { Self::vcpu::<MaySleep>(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         let provider = unsafe { Self::active() };
-        Self::errno(provider.topup(&cb, &slot.vcpu, ty, node_from_raw(nid), min))
+        Self::errno(provider.topup(&cb, &slot.vcpu, ty, RawNode(nid), min))
     }
 
     /// # Safety

@@ -365,12 +365,13 @@ static inline void kmc_guest_fault_rounds(u64 gva)
  */
 static inline void kmc_unexpected_exit(struct kvm_vcpu *vcpu, struct ucall *uc)
 {
-	if (vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN) {
-		struct kvm_sregs sregs;
-		struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
 
-		vcpu_regs_get(vcpu, &regs);
-		vcpu_sregs_get(vcpu, &sregs);
+	/* Best effort: the failure below must be reported whatever happens. */
+	if (vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN &&
+	    !__vcpu_ioctl(vcpu, KVM_GET_REGS, &regs) &&
+	    !__vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs)) {
 		fprintf(stderr, "vCPU %u shut down: rip 0x%llx rsp 0x%llx; ",
 			vcpu->id, regs.rip, regs.rsp);
 		fprintf(stderr, "cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx\n",

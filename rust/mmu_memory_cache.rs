@@ -67,8 +67,8 @@ pub(crate) struct CacheStats {
     pub(crate) allocs: Atomic<u64>,
     /// Objects KVM needed that the cache could not supply.
     pub(crate) misses: Atomic<u64>,
-    /// Pages for a node's cache that came from another node (the node
-    /// was full), at topup or, for a miss, at allocation.
+    /// Pages for a node's cache that came from another node (the
+    /// allocator's fallback), at topup or, for a miss, at allocation.
     pub(crate) fallbacks: Atomic<u64>,
 }
 

@@ -132,10 +132,7 @@ fn node_has_memory(index: usize) -> bool {
 /// may leave right after): where the page allocator would put its pages.
 pub(crate) fn current_node() -> Node {
     // SAFETY: Reading the current CPU's memory node has no preconditions.
-    let nid = unsafe { bindings::kmc_numa_mem_id() };
-    let index = usize::try_from(nid).ok()?;
-    // INVARIANT: below `nr_node_ids`, and a node with memory.
-    (index < nr_node_ids()).then_some(NumaNodeId(nid))
+    node_from_raw(unsafe { bindings::kmc_numa_mem_id() })
 }
 
 /// The number of possible node ids (`nr_node_ids`), fixed at boot.

@@ -404,15 +404,15 @@ impl Provider for CacheProvider {
         &self,
         cb: &VcpuCallback<MaySleep>,
         vcpu: &VcpuState,
-        ty: CacheType,
         nid: RawNode,
         min: i32,
+        shadowed_info: bool,
     ) -> Result {
-        match (ty, &vcpu.nodes) {
+        match &vcpu.nodes {
             // Roots and memory without a node go on the faulting thread's
             // node: a NUMA-aware vCPU's page tables all come from its node
             // caches, at most one capacity per node in use.
-            (CacheType::PageTable, Some(nodes)) => {
+            Some(nodes) => {
                 // Mutants: every fault's tables on the thread's node; roots
                 // in the default cache.
                 let nid = nid.node().filter(|_| !cfg!(kmc_mutant = "numa_any_node"));
@@ -421,12 +421,16 @@ impl Provider for CacheProvider {
                     nid => nid,
                 };
                 match node {
-                    Some(node) => vcpu.topup_node(cb, nodes, node, min),
-                    None => vcpu.page_table.topup_and_hold(cb, min),
+                    Some(node) => vcpu.topup_node(cb, nodes, node, min)?,
+                    None => vcpu.page_table.topup_and_hold(cb, min)?,
                 }
             }
-            _ => vcpu.cache(ty).topup_and_hold(cb, min),
+            None => vcpu.page_table.topup_and_hold(cb, min)?,
         }
+        if shadowed_info {
+            vcpu.shadowed_info.topup_and_hold(cb, min)?;
+        }
+        Ok(())
     }
 
     #[inline]

@@ -42,13 +42,13 @@ use kernel::{
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheType {
     /// Page-table pages.
-    PageTable = 0,
+    PageTable,
     /// Shadow paging's gfn/access arrays.
-    ShadowedInfo = 1,
+    ShadowedInfo,
 }
 
 impl CacheType {
-    /// Every cache type, in the order of the C enum.
+    /// Every cache type.
     pub(crate) const ALL: [CacheType; 2] = [CacheType::PageTable, CacheType::ShadowedInfo];
 
     fn from_raw(raw: bindings::kvm_mmu_cache_type) -> Option<Self> {
@@ -114,18 +114,25 @@ impl RawNode {
 #[inline]
 fn node_has_memory(index: usize) -> bool {
     const WORD_BITS: usize = c_ulong::BITS as usize;
+    const MASK_WORDS: usize =
+        core::mem::size_of::<kernel::bindings::nodemask_t>() / core::mem::size_of::<c_ulong>();
+    let word = index / WORD_BITS;
+    if word >= MASK_WORDS {
+        return false;
+    }
     // SAFETY: `node_states` is a static array, changed only by hotplug with
-    // atomic bit operations on its words; a racy read of one is what C
-    // does. `N_MEMORY` is one of its indices.
-    let mask = unsafe {
+    // atomic bit operations on its words; a racy read of one word, as C's
+    // `test_bit()` does, sees a whole value. `N_MEMORY` is one of its
+    // indices, and `word` is within its mask (checked above).
+    let bits = unsafe {
         core::ptr::addr_of!(
-            kernel::bindings::node_states[kernel::bindings::node_states_N_MEMORY as usize]
+            kernel::bindings::node_states[kernel::bindings::node_states_N_MEMORY as usize].bits
         )
+        .cast::<c_ulong>()
+        .add(word)
         .read_volatile()
     };
-    mask.bits
-        .get(index / WORD_BITS)
-        .is_some_and(|word| (word >> (index % WORD_BITS)) & 1 != 0)
+    (bits >> (index % WORD_BITS)) & 1 != 0
 }
 
 /// The node with memory nearest to the CPU the caller runs on (which it
@@ -421,17 +428,19 @@ pub(crate) trait Provider: Send + Sync + 'static {
     fn vcpu_init(&self, vm: &Arc<Self::Vm>, vcpu: &Vcpu, id: VcpuId) -> Result<Arc<Self::Vcpu>>;
     /// The vCPU is being destroyed.
     fn vcpu_destroy(&self, vcpu: Arc<Self::Vcpu>);
-    /// Without `mmu_lock`, may sleep: keep `min` objects of `ty` available
-    /// until `release()`, for page tables mapping memory on `nid` (a fault
-    /// whose pfn is resolved), or anywhere (`nid.node()` is `None`: roots,
-    /// memory KVM holds no page reference on, a node without memory).
+    /// Without `mmu_lock`, may sleep: keep `min` page-table pages available
+    /// until `release()`, and `min` shadowed-info pages too if
+    /// `shadowed_info` (shadow paging), for page tables mapping memory on
+    /// `nid` (a fault whose pfn is resolved), or anywhere (`nid.node()` is
+    /// `None`: roots, memory KVM holds no page reference on, a node without
+    /// memory).
     fn topup(
         &self,
         cb: &VcpuCallback<MaySleep>,
         vcpu: &Self::Vcpu,
-        ty: CacheType,
         nid: RawNode,
         min: i32,
+        shadowed_info: bool,
     ) -> Result;
     /// Under `mmu_lock`, never sleeps: an object of `ty` for the fault or
     /// root load `topup()` prepared for. On `None` KVM allocates the object
@@ -520,8 +529,9 @@ unsafe impl<P: Provider> Send for Registration<P> {}
 unsafe impl<P: Provider> Sync for Registration<P> {}
 
 impl<P: Provider> Registration<P> {
-    /// Registers `provider` with KVM. Must be the last fallible step of
-    /// module init: VMs may bind as soon as it returns.
+    /// Registers `provider` with KVM. KVM binds no VM to it, nor calls it
+    /// for `/dev/kvm`, until module init has returned (it skips a provider
+    /// whose module is coming): a later init step may still fail.
     pub(crate) fn new(provider: P, module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
         let provider = KBox::pin(provider, GFP_KERNEL)?;
         // The provider's heap address, which moving the box does not change.
@@ -568,8 +578,8 @@ impl<P: Provider> Registration<P> {
     /// bound to it, or binding.
     fn module_live(&self) -> bool {
         // SAFETY: `module` is this module, alive while its code runs; `state`
-        // is a plain aligned `enum` the module loader writes.
-        let state = unsafe { (*self.module.as_ptr()).state };
+        // is a plain aligned `enum` the module loader writes (`READ_ONCE()`).
+        let state = unsafe { core::ptr::addr_of!((*self.module.as_ptr()).state).read_volatile() };
         state == kernel::bindings::module_state_MODULE_STATE_LIVE
     }
 
@@ -729,19 +739,16 @@ impl<P: Provider> Registration<P> {
     /// arguments `struct kvm_mmu_cache_provider` documents.
     unsafe extern "C" fn topup_c(
         vcpu: *mut c_void,
-        ty: bindings::kvm_mmu_cache_type,
         nid: c_int,
         min: c_int,
+        shadowed_info: bool,
     ) -> c_int {
-        let Some(ty) = CacheType::from_raw(ty) else {
-            return EINVAL.to_errno();
-        };
         // SAFETY: KVM passes the vCPU's slot, and calls `topup()` in the
         // vCPU's task, before taking `mmu_lock`.
         let (slot, cb) = unsafe { Self::vcpu::<MaySleep>(vcpu) };
         // SAFETY: Called by KVM through the registered ops table.
         let provider = unsafe { Self::active() };
-        Self::errno(provider.topup(&cb, &slot.vcpu, ty, RawNode(nid), min))
+        Self::errno(provider.topup(&cb, &slot.vcpu, RawNode(nid), min, shadowed_info))
     }
 
     /// # Safety
@@ -841,8 +848,9 @@ impl<P: Provider> PinnedDrop for Registration<P> {
             return;
         }
         // SAFETY: By the type invariants `ops` is registered. The module is
-        // exiting: no VM is bound (each holds a reference on the module) and
-        // none can bind any more.
+        // exiting, or its init failed: no VM is bound (KVM binds none while
+        // the module is coming, and each bound VM holds a reference on it)
+        // and none can bind any more.
         unsafe { bindings::kvm_mmu_cache_provider_unregister(ops.get()) };
         // SAFETY: Unregistered: KVM no longer calls the table.
         unsafe { *ACTIVE.provider.get() = core::ptr::null() };

@@ -221,7 +221,13 @@ static struct kvm_vm *numa_vm_gmem(int on, u64 pages, struct kvm_vcpu **vcpu, vo
 	*hva = kvm_mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
 	TEST_ASSERT(!syscall(__NR_mbind, *hva, size, MPOL_BIND, &mask, 8 * sizeof(mask), 0),
 		    "mbind the guest_memfd to node %d", MEM_NODE);
-	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, size, NULL,
+	/*
+	 * The mapping's address too, although faults take the pages from the
+	 * guest_memfd: the shadow MMU's prefetch (kvm_mmu_prefetch_sptes())
+	 * GUPs the memslot's userspace address even then, and with none (0)
+	 * it mapped the test's own binary and heap into the guest.
+	 */
+	vm_set_user_memory_region2(vm, TEST_SLOT, KVM_MEM_GUEST_MEMFD, TEST_GPA, size, *hva,
 				   fd, 0);
 	virt_map(vm, TEST_GPA, TEST_GPA, pages);
 	vcpu_args_set(*vcpu, 2, TEST_GPA, pages);

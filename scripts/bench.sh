@@ -79,12 +79,16 @@ build_selftests() {
 		esac
 	done
 	mkdir -p "$st"
+	# make check's two boots build the same tree's selftests at once.
+	exec 8>"$st.lock"
+	flock 8
 	make -s -C "$ksrc/tools/testing/selftests/kvm" \
 		-f Makefile -f "$KMC_ROOT/selftests/kvm_mmu_cache.mk" \
 		OUTPUT="$st" KHDR_INCLUDES="-isystem $kdir/usr/include" \
 		EXTRA_CFLAGS=-static KMC_SELFTEST_DIR="$KMC_ROOT/selftests" \
 		KMC_SELFTESTS="${ours[*]}" -j"$(($(nproc) + 1))" \
 		"${upstream[@]/#/$st/}" kmc-selftests >&2 || die "selftests build failed"
+	exec 8>&-
 	bins="${ours[*]} ${upstream[*]}"
 }
 

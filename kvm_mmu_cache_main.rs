@@ -517,8 +517,9 @@ impl Shared {
 
     /// The unused cached pages, counted one cache at a time under each
     /// cache's lock: what `unused_pages` must equal whenever vCPUs are quiet.
-    /// A cache whose vCPU is in a fault (its count is changing) counts what
-    /// it last recorded.
+    /// A cache whose vCPU is in a fault, or that the shrinker has locked
+    /// (its count is changing), counts what it last recorded: a recount
+    /// never waits for a cache's lock.
     ///
     /// The lists are copied and their locks dropped before any cache is
     /// locked, so that a recount never holds up VM or vCPU creation.

@@ -87,6 +87,8 @@ impl NodeCaches {
         min: i32,
         new_cache: impl FnOnce() -> Result<Pin<KBox<MmuMemoryCache>>>,
     ) -> Result {
+        // Another vCPU's callback (a WARN) creates and holds no cache here.
+        let held = self.held.get(cb).ok_or(EINVAL)?;
         let slot = self.caches.get(node.index()).ok_or(EINVAL)?;
         let cache = match slot.as_ref() {
             Some(cache) => cache,
@@ -100,7 +102,6 @@ impl NodeCaches {
         };
         // A fault tops up one node: its pfn's. Should KVM ever top up twice,
         // the last node wins.
-        let held = self.held.get(cb).flatten();
         if held.is_some_and(|held| held != node.index()) {
             self.release(cb);
         }

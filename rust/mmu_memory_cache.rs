@@ -248,21 +248,15 @@ impl MmuMemoryCache {
     }
 
     /// Locks the cache for a task other than its vCPU's callbacks; `None`
-    /// (and unlocked again) if those have it in use. May sleep, but never
-    /// for longer than another such task keeps the mutex.
+    /// if the mutex is taken, or (unlocked again) if those callbacks have
+    /// the cache in use. Never sleeps: neither memory reclaim nor a debugfs
+    /// reader ever waits for a vCPU, and they keep the mutex only for a
+    /// bounded piece of work.
     ///
     /// The vCPU may wait for the mutex in `hold()`, holding `vcpu->mutex`
     /// and KVM's SRCU read lock: while it holds the guard, a caller must not
     /// wait for anything a vCPU may hold there (`vcpu->mutex`,
     /// `synchronize_srcu()` on the VM, `slots_lock`, `mmu_lock`).
-    fn lock_idle(&self) -> Option<IdleGuard<'_>> {
-        self.lock();
-        // SAFETY: Locked just above, in this task.
-        unsafe { self.idle_or_unlock() }
-    }
-
-    /// As [`Self::lock_idle`], but `None` at once if the mutex is taken:
-    /// never sleeps, for memory reclaim.
     fn try_lock_idle(&self) -> Option<IdleGuard<'_>> {
         // SAFETY: By the type invariants, `lock` is an initialised mutex.
         if unsafe { kernel::bindings::mutex_trylock(self.lock.get()) } == 0 {
@@ -376,7 +370,7 @@ impl MmuMemoryCache {
     unsafe fn hold(&self) {
         // SAFETY: The caller is a callback of the owner.
         unsafe { *self.held.get() = true };
-        // Full barrier, paired with the one in `lock_idle()`.
+        // Full barrier, paired with the one in `idle_or_unlock()`.
         self.in_use.xchg(true, Full);
         // Acquire: what a task that held the mutex did is seen.
         if self.busy.load(Acquire) {
@@ -516,9 +510,10 @@ impl MmuMemoryCache {
     }
 
     /// The exact number of cached objects if the cache is not in use; else
-    /// `None` (its vCPU is in a fault: the number is changing).
+    /// `None` (its vCPU is in a fault, or the shrinker at work on it: the
+    /// number is changing). Never sleeps.
     pub(crate) fn nr_free_idle(&self) -> Option<i32> {
-        self.lock_idle().map(|guard| guard.nobjs())
+        self.try_lock_idle().map(|guard| guard.nobjs())
     }
 
     /// Frees up to `budget` of the cache's pages that are on `node`, unless

@@ -841,8 +841,12 @@ impl<P: Provider> PinnedDrop for Registration<P> {
         };
         if kernel::warn_on!(live) {
             // VMs may be bound to the table and call the provider: keep
-            // both registered and alive for good.
+            // both registered and alive for good, and the module loaded
+            // with them, or a later rmmod would leave KVM the freed table.
             pr_err!("provider registration dropped while the module is live: leaked\n");
+            // SAFETY: `module` is this module, live: a reference on it may
+            // be taken, and this one is never put.
+            unsafe { kernel::bindings::__module_get(this.module.as_ptr()) };
             core::mem::forget(ops);
             core::mem::forget(this.provider.take());
             return;

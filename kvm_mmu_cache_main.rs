@@ -577,17 +577,28 @@ fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
 /// can bind any more (none is bound: each holds a reference on the module),
 /// then the shrinker (its drop waits for its callbacks), then the debugfs
 /// files, then the directory and the shared state.
+#[pin_data]
 struct KvmMmuCache {
     #[cfg(not(kmc_mutant = "no_bind"))]
-    _registration: Pin<KBox<Registration<CacheProvider>>>,
-    _shrinker: Pin<KBox<shrinker::Registration<PageShrinker>>>,
+    #[pin]
+    _registration: Registration<CacheProvider>,
+    #[pin]
+    _shrinker: shrinker::Registration<PageShrinker>,
     _files: KVec<debugfs_files::GlobalFile>,
     _shared: Arc<Shared>,
     _debugfs: debugfs::Dir,
 }
 
-impl kernel::Module for KvmMmuCache {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for KvmMmuCache {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || Self::prepare(module))
+    }
+}
+
+impl KvmMmuCache {
+    /// What the module's initialiser needs before its fields: the debugfs
+    /// directory, the shared state and the global files, not yet public.
+    fn prepare(module: &'static ThisModule) -> Result<impl PinInit<Self, Error>> {
         // Range-checked by the parameter itself: insmod fails with EINVAL.
         let capacity = CAPACITY.get();
         let debugfs = debugfs::Dir::new(c"kvm_mmu_cache")?;
@@ -610,45 +621,36 @@ impl kernel::Module for KvmMmuCache {
             GFP_KERNEL,
         )?;
         let files = debugfs_files::GlobalFiles::new(&shared)?;
-        let shrinker = KBox::pin_init(
-            shrinker::Registration::new(
+        // Fields are initialised in the order written here; if one fails,
+        // those before it are dropped.
+        Ok(try_pin_init!(Self {
+            _shrinker <- shrinker::Registration::new(
                 c"kvm_mmu_cache",
                 shrinker::Flags::NUMA_AWARE,
                 Ok::<_, Error>(PageShrinker {
                     shared: shared.clone(),
                 }),
             ),
-            GFP_KERNEL,
-        )?;
-        // Last: VMs may bind as soon as the provider is registered.
-        // The `no_bind` mutant never registers: no VM ever binds.
-        #[cfg(not(kmc_mutant = "no_bind"))]
-        let registration = Registration::new(
-            CacheProvider {
-                shared: shared.clone(),
-            },
-            module,
-        )?;
-        // After the last fallible step: a file opened while init fails
-        // would be closed through the freed module.
-        let files = files.publish(&debugfs);
-        if cfg!(kmc_mutant_build) {
-            pr_warn!("a deliberately broken build (make mutants): never use it\n");
-        }
-        pr_info!("loaded, capacity {capacity}\n");
-        Ok(Self {
+            // Last fallible step: VMs may bind once init has returned.
+            // The `no_bind` mutant never registers: no VM ever binds.
             #[cfg(not(kmc_mutant = "no_bind"))]
-            _registration: registration,
-            _shrinker: shrinker,
-            _files: files,
+            _registration <- Registration::new(
+                CacheProvider {
+                    shared: shared.clone(),
+                },
+                module,
+            ),
+            // After the last fallible step: a file opened while init fails
+            // would be closed through the freed module.
+            _files: {
+                if cfg!(kmc_mutant_build) {
+                    pr_warn!("a deliberately broken build (make mutants): never use it\n");
+                }
+                pr_info!("loaded, capacity {capacity}\n");
+                files.publish(&debugfs)
+            },
             _shared: shared,
             _debugfs: debugfs,
-        })
-    }
-}
-
-impl Drop for KvmMmuCache {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
+        }))
     }
 }

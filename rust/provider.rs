@@ -532,17 +532,18 @@ impl<P: Provider> Registration<P> {
     /// Registers `provider` with KVM. KVM binds no VM to it, nor calls it
     /// for `/dev/kvm`, until module init has returned (it skips a provider
     /// whose module is coming): a later init step may still fail.
-    pub(crate) fn new(provider: P, module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
-        let provider = KBox::pin(provider, GFP_KERNEL)?;
-        // The provider's heap address, which moving the box does not change.
-        let active: *const P = &*provider;
-        let mut table = Self::OPS;
-        table.owner = module.as_ptr().cast();
-        let ops = KBox::new(Opaque::new(table), GFP_KERNEL)?;
-        // The table's heap address, as above.
-        let table = ops.get();
-        KBox::pin_init(
-            try_pin_init!(Self {
+    pub(crate) fn new(provider: P, module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || {
+            let provider = KBox::pin(provider, GFP_KERNEL)?;
+            // The provider's heap address, which moving the box does not
+            // change.
+            let active: *const P = &*provider;
+            let mut table = Self::OPS;
+            table.owner = module.as_ptr().cast();
+            let ops = KBox::new(Opaque::new(table), GFP_KERNEL)?;
+            // The table's heap address, as above.
+            let table = ops.get();
+            Ok(try_pin_init!(Self {
                 ops: Some(ops),
                 provider: Some(provider),
                 module,
@@ -569,9 +570,8 @@ impl<P: Provider> Registration<P> {
                     }
                     // INVARIANT: registered, and `ACTIVE` points to the provider.
                 },
-            }),
-            GFP_KERNEL,
-        )
+            }))
+        })
     }
 
     /// Whether the module is past its init and not exiting: VMs may be

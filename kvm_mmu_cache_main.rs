@@ -24,7 +24,9 @@
 //! file's shows in progress: `show_vcpu` must take no lock.
 
 // Every `unsafe` block is in `rust/` (allowed per module below), behind a
-// safe API.
+// safe API. The one exception is the link sections that
+// `ranged_u32_param!` (`rust/module_param.rs`) expands here, which allow
+// themselves: a static in `__param` is what the lint objects to.
 #![deny(unsafe_code)]
 // The `no_bind` mutant leaves the registration code unused.
 #![cfg_attr(kmc_mutant = "no_bind", allow(dead_code, unused))]

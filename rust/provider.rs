@@ -699,8 +699,9 @@ impl<P: Provider> Registration<P> {
         // INVARIANT: the vCPU and its VM are alive.
         let vcpu = unsafe { &*vcpu.cast::<Vcpu>() };
         let vm: Arc<P::Vm> = vm.into();
-        // The slot first: its address names the vCPU.
-        let slot = match KBox::<VcpuSlot<P::Vcpu>>::new_uninit(GFP_KERNEL) {
+        // The slot first: its address names the vCPU. Charged to the VMM,
+        // as KVM charges its own per-vCPU state.
+        let slot = match KBox::<VcpuSlot<P::Vcpu>>::new_uninit(GFP_KERNEL_ACCOUNT) {
             Ok(slot) => slot,
             Err(_) => return ENOMEM.to_ptr(),
         };

@@ -313,14 +313,14 @@ static int fault_under_injection(const char *probability, int numa, int module)
 }
 
 /*
- * KVM_CREATE_VM, then KVM_CREATE_VCPU, with the @nth allocation of this task
- * failing (fail-nth; 0: none). Returns 0 if both were created, 1 if the VM
- * was refused, 2 if the vCPU was; *@injected says whether the failure was
- * injected (a failed allocation KVM tolerates, e.g. of a debugfs file, lets
- * both be created). Every refusal is ENOMEM.
+ * KVM_CREATE_VM, then KVM_CREATE_VCPU if @with_vcpu, with the @nth
+ * allocation of this task failing (fail-nth; 0: none). Returns 0 if both
+ * were created, 1 if the VM was refused, 2 if the vCPU was; *@injected says
+ * whether the failure was injected (a failed allocation KVM tolerates, e.g.
+ * of a debugfs file, lets both be created). Every refusal is ENOMEM.
  */
-static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
-		       unsigned int *left)
+static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int with_vcpu,
+		       int *injected, unsigned int *left)
 {
 	int vm_fd, vcpu_fd = -1, ret = 0;
 	char buf[16];
@@ -329,9 +329,9 @@ static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
 	snprintf(buf, sizeof(buf), "%u", nth);
 	TEST_ASSERT(pwrite(nth_fd, buf, strlen(buf), 0) == (ssize_t)strlen(buf), "fail-nth");
 	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (vm_fd >= 0)
+	if (vm_fd >= 0 && with_vcpu)
 		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	if (vm_fd < 0 || vcpu_fd < 0) {
+	if (vm_fd < 0 || (with_vcpu && vcpu_fd < 0)) {
 		TEST_ASSERT(errno == ENOMEM, "%s, allocation %u failing: errno %d (%s), not ENOMEM",
 			    vm_fd < 0 ? "KVM_CREATE_VM" : "KVM_CREATE_VCPU", nth, errno,
 			    strerror(errno));
@@ -353,9 +353,12 @@ static int create_once(int kvm_fd, int nth_fd, unsigned int nth, int *injected,
 /*
  * Creation with each of its allocations failing in turn: KVM_CREATE_VM and
  * KVM_CREATE_VCPU make some hundreds (KVM's, the provider's vm_init and
- * vcpu_init, debugfs); the n-th fails for every (total / CREATE_TRIES)-th n
- * (every n if fewer than CREATE_TRIES). Each refusal is ENOMEM; with the
- * module every VM created was bound; nothing is left afterwards.
+ * vcpu_init, debugfs). About CREATE_TRIES of them fail in turn: half
+ * sampled over the VM's; a quarter, each of the first the vCPU makes (its
+ * struct, its run page, the arch and MMU state: those a failure refuses;
+ * most of its later ones, its debugfs files, are tolerated); a quarter
+ * sampled over the vCPU's rest. Each refusal is ENOMEM; with the module
+ * every VM created was bound; nothing is left afterwards.
  */
 static void create_under_injection(int module)
 {
@@ -363,7 +366,8 @@ static void create_under_injection(int module)
 	long before_kb = kmc_sec_page_tables_kb();
 	long bound_before = module ? kmc_stats().vms_bound : 0;
 	int refs = module ? kmc_module_refcnt() : 0;
-	unsigned int total, left, nth, step;
+	unsigned int total, total_vm, left, nth, i;
+	struct { unsigned int first, last, tries; } phase[3];
 
 	kvm_fd = open_kvm_dev_path_or_exit();
 	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
@@ -371,37 +375,52 @@ static void create_under_injection(int module)
 	/* fail-nth only: no random failures, the same filters as above. */
 	start_injection("0");
 
-	/* How many allocations a creation makes. */
-	TEST_ASSERT_EQ(create_once(kvm_fd, nth_fd, 1000000, &injected, &left), 0);
+	/* How many allocations a VM's creation makes, and with its vCPU. */
+	TEST_ASSERT_EQ(create_once(kvm_fd, nth_fd, 1000000, 0, &injected, &left), 0);
 	TEST_ASSERT(left > 0 && left < 1000000, "fail-nth left %u", left);
+	total_vm = 1000000 - left;
+	TEST_ASSERT_EQ(create_once(kvm_fd, nth_fd, 1000000, 1, &injected, &left), 0);
+	TEST_ASSERT(left > 0 && 1000000 - left > total_vm, "fail-nth left %u", left);
 	total = 1000000 - left;
-	vms++;
-	step = total > CREATE_TRIES ? total / CREATE_TRIES : 1;
-	for (nth = 1; nth <= total; nth += step) {
-		switch (create_once(kvm_fd, nth_fd, nth, &injected, &left)) {
-		case 0:
-			vms++;
-			tolerated += injected;
-			break;
-		case 1:
-			vm_enomem++;
-			break;
-		default:
-			vms++;
-			vcpu_enomem++;
-			break;
+	vms += 2;
+	phase[0].first = 1;
+	phase[0].last = total_vm;
+	phase[0].tries = CREATE_TRIES / 2;
+	phase[1].first = total_vm + 1;
+	phase[1].last = min(total, total_vm + CREATE_TRIES / 4);
+	phase[1].tries = CREATE_TRIES / 4;
+	phase[2].first = phase[1].last + 1;
+	phase[2].last = total;
+	phase[2].tries = CREATE_TRIES / 4;
+	for (i = 0; i < 3; i++) {
+		unsigned int step = max(1u, (phase[i].last - phase[i].first + 1) / phase[i].tries);
+
+		for (nth = phase[i].first; nth <= phase[i].last; nth += step) {
+			switch (create_once(kvm_fd, nth_fd, nth, 1, &injected, &left)) {
+			case 0:
+				vms++;
+				tolerated += injected;
+				break;
+			case 1:
+				vm_enomem++;
+				break;
+			default:
+				vms++;
+				vcpu_enomem++;
+				break;
+			}
+			/* Whatever failed, the VM's reference on the module went with it. */
+			if (module)
+				TEST_ASSERT(kmc_module_refcnt() == refs,
+					    "module refcnt %d after allocation %u failed, %d before",
+					    kmc_module_refcnt(), nth, refs);
 		}
-		/* Whatever failed, the VM's reference on the module went with it. */
-		if (module)
-			TEST_ASSERT(kmc_module_refcnt() == refs,
-				    "module refcnt %d after allocation %u failed, %d before",
-				    kmc_module_refcnt(), nth, refs);
 	}
 	stop_injection();
 	close(nth_fd);
 	close(kvm_fd);
-	printf("creation: %u allocations, every %u-th failed in turn; ENOMEM: %d VMs, %d vCPUs\n",
-	       total, step, vm_enomem, vcpu_enomem);
+	printf("creation: %u allocations (%u of the VM), each of ~%d of them failed in turn; "
+	       "ENOMEM: %d VMs, %d vCPUs\n", total, total_vm, CREATE_TRIES, vm_enomem, vcpu_enomem);
 	printf("  %d created despite the failure\n", tolerated);
 	TEST_ASSERT(vm_enomem > 0 && vcpu_enomem > 0, "no refused VM or vCPU");
 	if (module) {

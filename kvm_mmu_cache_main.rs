@@ -578,7 +578,7 @@ fn snapshot<T, U>(list: &KVec<T>, f: impl Fn(&T) -> U) -> Result<KVec<U>> {
 /// Fields drop in declaration order: the registration first, so that no VM
 /// can bind any more (none is bound: each holds a reference on the module),
 /// then the shrinker (its drop waits for its callbacks), then the debugfs
-/// files, then the directory and the shared state.
+/// files, then the shared state, then the directory.
 #[pin_data]
 struct KvmMmuCache {
     #[cfg(not(kmc_mutant = "no_bind"))]

@@ -14,16 +14,15 @@
 //! one at a time, have it to themselves without a lock, so that nothing can
 //! empty it between the topup and the allocations under `mmu_lock`, and a
 //! fault whose cache is full calls no lock at all. Anyone else (debugfs, the
-//! recount, a shrinker) takes the cache's mutex and touches the cache only
-//! if it is not in use; a vCPU starting a fault waits for such a task to be
-//! done, never the other way round.
+//! recount, a shrinker) tries the cache's mutex, never waiting for it, and
+//! touches the cache only if it is not in use; a vCPU starting a fault
+//! waits for such a task to be done, never the other way round.
 //!
 //! Lock order: a cache's mutex is a leaf but for the shrinker, which only
 //! ever trylocks it, holding the VM list and a VM's vCPU list (see
 //! `reclaim.rs`). The vCPU takes it only to wait for
 //! another task (in `topup`, holding `vcpu->mutex` and KVM's SRCU read lock,
-//! no spinlock); other tasks lock it holding none of the module's locks, or
-//! trylock it.
+//! no spinlock); other tasks only ever trylock it.
 
 use crate::{
     bindings,
@@ -241,7 +240,7 @@ impl MmuMemoryCache {
 
     /// # Safety
     ///
-    /// The caller holds `lock`, taken by `lock()` in this task.
+    /// The caller holds `lock`, taken in this task.
     unsafe fn unlock(&self) {
         // SAFETY: The caller holds the initialised mutex `lock`.
         unsafe { kernel::bindings::mutex_unlock(self.lock.get()) };

@@ -845,9 +845,14 @@ impl<P: Provider> PinnedDrop for Registration<P> {
             // both registered and alive for good, and the module loaded
             // with them, or a later rmmod would leave KVM the freed table.
             pr_err!("provider registration dropped while the module is live: leaked\n");
-            // SAFETY: `module` is this module, live: a reference on it may
-            // be taken, and this one is never put.
-            unsafe { kernel::bindings::__module_get(this.module.as_ptr()) };
+            // Without module unloading there is no rmmod to keep off.
+            #[cfg(CONFIG_MODULE_UNLOAD)]
+            // SAFETY: `module` is this module, live (checked above) and
+            // running this code, so not freed under the call; the
+            // reference taken is never put.
+            unsafe {
+                kernel::bindings::__module_get(this.module.as_ptr())
+            };
             core::mem::forget(ops);
             core::mem::forget(this.provider.take());
             return;

@@ -55,7 +55,6 @@ static int mmio_caching_on(void)
 static int run_pass(struct kvm_vcpu *vcpu, u64 gpa)
 {
 	struct kvm_run *run = vcpu->run;
-	struct ucall uc;
 	int exits = 0;
 	u64 value, i;
 
@@ -74,14 +73,7 @@ static int run_pass(struct kvm_vcpu *vcpu, u64 gpa)
 		memcpy(run->mmio.data, &value, sizeof(value));
 		exits++;
 	}
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		kmc_unexpected_exit(vcpu, &uc);
-	}
+	kmc_expect_sync(vcpu);
 	return exits;
 }
 

@@ -381,12 +381,11 @@ static inline void kmc_unexpected_exit(struct kvm_vcpu *vcpu, struct ucall *uc)
 		  exit_reason_str(vcpu->run->exit_reason));
 }
 
-/* Host: run @vcpu to its next GUEST_SYNC. */
-static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
+/* Host: fails the test unless @vcpu's last exit is a GUEST_SYNC. */
+static inline void kmc_expect_sync(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	vcpu_run(vcpu);
 	switch (get_ucall(vcpu, &uc)) {
 	case UCALL_SYNC:
 		break;
@@ -395,6 +394,13 @@ static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
 	default:
 		kmc_unexpected_exit(vcpu, &uc);
 	}
+}
+
+/* Host: run @vcpu to its next GUEST_SYNC. */
+static inline void kmc_run_to_sync(struct kvm_vcpu *vcpu)
+{
+	vcpu_run(vcpu);
+	kmc_expect_sync(vcpu);
 }
 
 /* Host: run @vcpu until its guest code is done (GUEST_DONE). */

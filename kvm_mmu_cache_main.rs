@@ -149,7 +149,7 @@ struct Shared {
 struct VmState {
     /// The module's number for the VM, in creation order.
     id: u64,
-    /// The creating process.
+    /// The creating task's thread id (KVM's `task_pid_nr()`).
     pid: i32,
     /// Numbers the VM's vCPUs in creation order.
     next_vcpu_index: Atomic<u32>,

@@ -19,13 +19,13 @@ int kmc_virt_to_nid(const void *addr)
 }
 
 /*
- * A zeroed order-0 page in the direct map, preferably on @nid: without
+ * An order-0 page in the direct map, preferably on @nid: without
  * __GFP_THISNODE, a full node falls back to another one. NULL if none.
  */
-void *kmc_get_zeroed_page_node(int nid, gfp_t gfp)
+void *kmc_get_free_page_node(int nid, gfp_t gfp)
 {
 	/* As __get_free_pages(): a page with an address in the direct map. */
-	struct page *page = alloc_pages_node(nid, (gfp & ~__GFP_HIGHMEM) | __GFP_ZERO, 0);
+	struct page *page = alloc_pages_node(nid, gfp & ~__GFP_HIGHMEM, 0);
 
 	return page ? page_address(page) : NULL;
 }

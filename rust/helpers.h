@@ -8,7 +8,7 @@
 struct percpu_counter;
 
 int kmc_virt_to_nid(const void *addr);
-void *kmc_get_zeroed_page_node(int nid, gfp_t gfp);
+void *kmc_get_free_page_node(int nid, gfp_t gfp);
 int kmc_numa_mem_id(void);
 s64 kmc_percpu_counter_read_positive(struct percpu_counter *fbc);
 void kmc_account_reclaimed_pages(unsigned long pages);

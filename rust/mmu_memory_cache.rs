@@ -353,7 +353,7 @@ impl MmuMemoryCache {
     /// Whether the owner's callback `cb` has the cache in use: `false` for a
     /// callback of another vCPU.
     #[inline]
-    pub(crate) fn held_by<C>(&self, cb: &VcpuCallback<C>) -> bool {
+    fn held_by<C>(&self, cb: &VcpuCallback<C>) -> bool {
         // SAFETY: Only callbacks of the owner (checked first), one at a
         // time, access `held` while the cache is shared.
         self.is_owner(cb) && unsafe { *self.held.get() }

@@ -209,22 +209,30 @@ pub(crate) unsafe fn page_nid(addr: *const c_void) -> usize {
 
 /// A fresh page for KVM, allocated with `gfp`, preferably on `node` (else
 /// as the task's memory policy says), and filled with `init` in every
-/// 64-bit word (zeroed when `init` is 0), or `None` if none is free.
+/// 64-bit word, or `None` if none is free.
 pub(crate) fn new_kvm_page(gfp: Gfp, node: Node, init: u64) -> Option<KvmPage> {
+    // As KVM's own caches: zeroed by the allocator only when there is no
+    // other value to write, so that each word is written once.
+    let gfp = if init == 0 {
+        gfp | kernel::bindings::__GFP_ZERO
+    } else {
+        gfp
+    };
     let addr: *mut u64 = match node {
         // SAFETY: By the type invariants `node` is a valid node to allocate
         // on.
-        Some(node) => unsafe { bindings::kmc_get_zeroed_page_node(node.id(), gfp) }.cast(),
+        Some(node) => unsafe { bindings::kmc_get_free_page_node(node.id(), gfp) }.cast(),
         None => {
             // SAFETY: Allocating a page has no preconditions.
-            let addr = unsafe { kernel::bindings::get_zeroed_page_noprof(gfp) };
+            let addr = unsafe { kernel::bindings::get_free_pages_noprof(gfp, 0) };
             addr as *mut u64
         }
     };
     let page = NonNull::new(addr)?;
     if init != 0 {
         // SAFETY: `page` is a fresh, page-aligned (so `u64`-aligned) page of
-        // `PAGE_SIZE` bytes, owned here until it is handed to KVM.
+        // `PAGE_SIZE` bytes, owned here until it is handed to KVM. Every
+        // word is written before it is read.
         unsafe { core::slice::from_raw_parts_mut(page.as_ptr(), kernel::page::PAGE_SIZE / 8) }
             .fill(init);
     }

@@ -53,7 +53,7 @@ impl CountObjects {
 
     /// Objects are cached, but none can be freed now (a count of 0). For a
     /// shrinker that is not memcg-aware, reclaim treats it as [`Self::EMPTY`].
-    #[allow(dead_code)]
+    #[expect(dead_code)]
     pub(crate) const NONE_NOW: Self = Self(0);
 
     /// The largest count: reclaim doubles a count without checking for

@@ -319,15 +319,19 @@ collect() {
 	reports
 	local win n
 	# A mutant's reports are its catch (scripts/mutants.sh), not a failure.
+	# Outside every mode's window: named by the boot's modes, as make
+	# check boots one kernel more than once.
 	for win in boot $([ "$run" = suite ] && echo "${mode//,/ }"); do
 		n=$(awk -F'\t' -v w="$win" '$1 == w' "$out/reports.log" | wc -l)
+		name=$win
+		[ "$win" = boot ] && name=boot@${mode//,/+}
 		if [ "$n" -gt 0 ]; then
 			failed=$((failed + 1))
-			printf '%-4s %-60s\n' FAIL "$flavor/$win/kernel-reports ($n lines)"
+			printf '%-4s %-60s\n' FAIL "$flavor/$name/kernel-reports ($n lines)"
 			awk -F'\t' -v w="$win" '$1 == w { print "    | " $2 }' "$out/reports.log" | head -n 20
 		else
 			passed=$((passed + 1))
-			printf '%-4s %-60s\n' PASS "$flavor/$win/kernel-reports"
+			printf '%-4s %-60s\n' PASS "$flavor/$name/kernel-reports"
 		fi
 	done
 	if ! grep -q '^@@@ DONE' "$out/results.txt"; then

@@ -15,6 +15,9 @@ set -euo pipefail
 kdir=$1 out=$2
 shift 2
 mkdir -p "$out"
+# make check's two debug boots build the same module at once.
+exec 9>"$out.lock"
+flock 9
 # The sources Kbuild reads, never generated files.
 rsync -a --delete --exclude=/rust/bindings_generated.rs \
 	--include=/Kbuild --include=/Makefile --include='/*.rs' --include=/rust/ \

@@ -54,6 +54,6 @@ done
 # The run's own health: the boot finished and printed no report outside
 # the mutants' windows.
 grep -E '^(FAIL|PASS) .*(kernel-reports|guest-finished)' "$out.log" || true
-grep -qE '^FAIL .*(boot/kernel-reports|guest-finished)' "$out.log" && rc=1 || rc=0
+grep -qE '^FAIL .*(boot@[^/]*/kernel-reports|guest-finished)' "$out.log" && rc=1 || rc=0
 echo "$(( $(echo $mutants | wc -w) - survivors )) of $(echo $mutants | wc -w) mutants caught"
 [ $survivors -eq 0 ] && [ $rc -eq 0 ]

@@ -14,10 +14,9 @@
 # TAGS, comma-separated: release or debug (only on that kernel flavor), tdp,
 # legacy, shadow (only in the modes named), split (the +kmc run must also show
 # eager-split pages from the module), heavy (only with kmc.heavy=1).
-# On the debug kernel an upstream test runs only with the module (without
-# it, it tests upstream KVM, which the release kernel's base runs do), and
-# not in legacy MMU mode, which the release kernel covers; the project's
-# own tests run everywhere.
+# On the debug kernel a "both" test runs only with the module unless it
+# is tagged debug, and an upstream test only in TDP MMU mode (see plan and
+# tests.list).
 #
 # A test passes on exit 0. In the module phase a SKIP (exit 4) is a FAIL:
 # the module is there, so a test that cannot run is a test that did not
@@ -127,28 +126,69 @@ run_test() {	# name tries timeout command...
 run_step() {	# name command...
 	tn=$1$BOOT_SFX; shift
 	echo "@@@ BEGIN $tn"
+	start=$(date +%s)
 	"$@"
 	rc=$?
 	res=PASS
 	[ $rc = 0 ] || res=FAIL
-	echo "@@@ END $tn $res rc=$rc secs=0 tries=1"
+	echo "@@@ END $tn $res rc=$rc secs=$(($(date +%s) - start)) tries=1"
 	return $rc
 }
 
-# Whether tags $1 (comma-separated) let a test run in mode $2: the flavor
-# must match, and the mode must be one of the mode tags if there are any.
-tags_allow() {
-	modes=
-	for t in $(echo "$1" | tr , ' '); do
-		case $t in
-		release | debug) [ "$t" = "$FLAVOR" ] || return 1 ;;
-		tdp | legacy | shadow) modes="$modes $t" ;;
-		split) ;;
-		heavy) [ "$HEAVY" = 1 ] || return 1 ;;
-		*) echo "unknown tag $t" >&2; return 1 ;;
-		esac
-	done
-	[ -z "$modes" ] || case "$modes " in *" $2 "*) ;; *) return 1 ;; esac
+# The tests of tests.list that run in phase $1 (base or module) and MMU
+# mode $2 on this kernel, one per line: "NAME TIMEOUT SPLIT COMMAND..."
+# (NAME with +kmc for a "both" test's module run, SPLIT --split or -). One
+# awk for the whole list: the shell loop it replaces spent 6 s per phase
+# on the debug kernel under TCG in the commands it ran for each line.
+#
+# A test runs when its flavor tag (if any) names this kernel, its mode
+# tags (if any) name this mode, heavy only with kmc.heavy=1, and its name
+# matches FILTER. On the debug kernel, besides (see tests.list): a "both"
+# test runs only with the module unless it is tagged debug (its run
+# without the module tests KVM alone, which the release kernel does), and
+# an upstream test only in TDP MMU mode.
+plan() {	# base|module mode
+	FILTER=$FILTER awk -v want="$1" -v mode="$2" -v flavor="$FLAVOR" -v heavy="$HEAVY" '
+	/^[ \t]*(#|$)/ { next }
+	{
+		phase = $1; tags = ""
+		if ((i = index(phase, ":")) > 0) {
+			tags = substr(phase, i + 1)
+			phase = substr(phase, 1, i - 1)
+		}
+		ok = 1; modes = ""; sp = "-"; dbg = 0
+		nt = split(tags, t, ",")
+		for (k = 1; k <= nt; k++) {
+			if (t[k] == "release" || t[k] == "debug") {
+				if (t[k] != flavor) ok = 0
+				if (t[k] == "debug") dbg = 1
+			} else if (t[k] ~ /^(tdp|legacy|shadow)$/) {
+				modes = modes " " t[k]
+			} else if (t[k] == "split") {
+				sp = "--split"
+			} else if (t[k] == "heavy") {
+				if (heavy != 1) ok = 0
+			} else {
+				print "tests.list: unknown tag " t[k] " of " $2 > "/dev/stderr"
+				ok = 0
+			}
+		}
+		if (modes != "" && index(modes " ", " " mode " ") == 0) ok = 0
+		name = $2
+		if (want == "base" && (phase == "base" || phase == "both")) {
+			if (flavor == "debug" && phase == "both" && !dbg) ok = 0
+		} else if (want == "module" && phase == "module") {
+		} else if (want == "module" && phase == "both") {
+			name = name "+kmc"
+		} else {
+			ok = 0
+		}
+		if (flavor == "debug" && name ~ /^upstream\// && mode != "tdp") ok = 0
+		if (!ok || name !~ ENVIRON["FILTER"]) next
+		cmd = $0
+		sub(/^[ \t]*[^ \t]+[ \t]+[^ \t]+[ \t]+[^ \t]+[ \t]+/, "", cmd)
+		print name, $3, (phase == "both" && want == "module") ? sp : "-", cmd
+	}' /kmc/tests.list
 }
 
 # Before each test: the module is loaded in the module phase and not in the
@@ -173,17 +213,7 @@ precondition() {	# base|module prefix previous-test
 run_phase() {	# base|module mode prefix
 	prev=setup/kvm_load
 	[ "$1" = module ] && prev=setup/kmc_load
-	grep -vE '^\s*(#|$)' /kmc/tests.list | while read -r phase name tmo cmd; do
-		tags=
-		case $phase in *:*) tags=${phase#*:}; phase=${phase%%:*} ;; esac
-		tags_allow "$tags" "$2" || continue
-		case "$1:$phase" in
-		base:base | base:both) n=$name ;;
-		module:module) n=$name ;;
-		module:both) n=$name+kmc ;;
-		*) continue ;;
-		esac
-		echo "$n" | grep -Eq "$FILTER" || continue
+	plan "$1" "$2" | while read -r n tmo split cmd; do
 		START_TRIES=
 		if [ -e /tmp/resume ]; then
 			[ "$3$n" = "$(cat /tmp/resume)" ] || continue
@@ -194,10 +224,10 @@ run_phase() {	# base|module mode prefix
 			esac
 		fi
 		# KVM selftests open their own ELF through argv[0]: a full path.
-		bin=$(command -v "$(basename "${cmd%% *}")")
+		bin=${cmd%% *}
+		bin=$(command -v "${bin##*/}")
 		args=${cmd#"${cmd%% *}"}
 		[ -n "$MUTANT" ] && [ "$tmo" -gt 120 ] && tmo=120
-		case $1:$FLAVOR:$2:$n in base:debug:*:upstream/* | *:debug:legacy:upstream/*) continue ;; esac
 		precondition "$1" "$3" "$prev"
 		prev=$n
 		# A project test runs once more only after the emulator's
@@ -215,15 +245,12 @@ run_phase() {	# base|module mode prefix
 		tries=1 EMULATOR_ONLY=1
 		case $n in upstream/*) tries=3 ;; esac
 		[ -n "$SHUTDOWN_ONLY" ] && tries=2
-		split=
-		case ",$tags," in *,split,*) split=--split ;; esac
-		if [ $phase = both ]; then
-			SKIP_FAILS=1
-			run_test "$3$n" $tries "$tmo" sh /kmc/tests/kmc_bound.sh $split "$bin" $args
-		else
-			SKIP_FAILS=1
-			run_test "$3$n" $tries "$tmo" "$bin" $args
-		fi
+		SKIP_FAILS=1
+		[ "$split" = - ] && split=
+		case $n in
+		*+kmc) run_test "$3$n" $tries "$tmo" sh /kmc/tests/kmc_bound.sh $split "$bin" $args ;;
+		*) run_test "$3$n" $tries "$tmo" "$bin" $args ;;
+		esac
 	done
 }
 
@@ -285,9 +312,13 @@ kmemleak_scan() {
 		echo "kmemleak not configured on this kernel"
 		return 0
 	fi
-	# Objects must age before kmemleak reports them: scan twice.
+	# kmemleak reports an object unreferenced in two scans in a row (the
+	# first records its checksum), the second begun at least 5 s
+	# (MSECS_MIN_AGE) after its allocation: the first scan takes about
+	# 7 s on the debug kernel; wait only for what is left of 6 s.
+	t0=$(date +%s)
 	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
-	sleep 6
+	while [ $(($(date +%s) - t0)) -lt 6 ]; do sleep 1; done
 	echo scan >/sys/kernel/debug/kmemleak || { echo "kmemleak scan failed"; return 1; }
 	echo "kmemleak scanned"
 }

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # kvm_mmu_cache loads next to KVM, shows its debugfs directory, unloads
-# cleanly and leaves nothing behind, 50 times in a row.
+# cleanly and leaves nothing behind, N times in a row (default 50):
+#   module_load_unload.sh [N]
 . /kmc/lib.sh
 fail() { echo "FAIL: $*"; kmc_loaded && kmc_unload; exit 1; }
 D=/sys/kernel/debug/kvm_mmu_cache
+cycles=${1:-50}
 
 kmc_loaded && fail "module already loaded before the test"
-for i in $(seq 50); do
+for i in $(seq "$cycles"); do
 	kmc_load || fail "insmod #$i"
 	kmc_loaded || fail "not in /proc/modules after insmod #$i"
 	[ -d $D ] || fail "$D missing after insmod #$i"
@@ -23,7 +25,7 @@ done
 echo 2 >/proc/sys/vm/drop_caches || fail "drop_caches after the cycles"
 # Unloading a module that is not loaded is an error, not a crash.
 rmmod kvm_mmu_cache 2>/dev/null && fail "rmmod of an unloaded module succeeded"
-echo "load/unload x50 ok"
+echo "load/unload x$cycles ok"
 
 # An open debugfs file holds the module: rmmod is refused (EAGAIN, "in
 # use") until it is closed, and the file reads as before meanwhile.

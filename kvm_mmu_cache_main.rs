@@ -370,9 +370,17 @@ impl Provider for CacheProvider {
         let mut dir = vm.dir.lock();
         let vm_dir = match dir.take() {
             Some(vm_dir) => vm_dir,
-            // Named after KVM's own directory for the VM, if there is one.
-            None => match kvm_vcpu.kvm_debugfs_name() {
-                Some(kvm_name) => shared.vms_dir.subdir(kvm_name)?,
+            // Named after KVM's own directory for the VM, if there is one
+            // and the name is free: KVM removes its directory before the
+            // VM's `vm_destroy()` removes ours, and a new VM may reuse the
+            // fd in between.
+            None => match kvm_vcpu
+                .kvm_debugfs_name()
+                .map(|kvm_name| shared.vms_dir.subdir(kvm_name))
+                .transpose()?
+                .filter(debugfs::Dir::exists)
+            {
+                Some(vm_dir) => vm_dir,
                 None => {
                     let own_name = CString::try_from_fmt(fmt!("{}-vm{}", vm.pid, vm.id))?;
                     shared.vms_dir.subdir(&own_name)?

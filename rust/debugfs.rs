@@ -36,6 +36,7 @@ use core::{
 };
 use kernel::{
     bindings,
+    error::from_err_ptr,
     prelude::*,
     seq_file::SeqFile,
     sync::Arc, //
@@ -86,6 +87,12 @@ impl Dir {
     /// Creates `name` in this directory.
     pub(crate) fn subdir(&self, name: &CStr) -> Result<Self> {
         Self::create(name, Some(self.0.clone()))
+    }
+
+    /// Whether debugfs created the directory: it is not there without
+    /// debugfs, or when its name was taken.
+    pub(crate) fn exists(&self) -> bool {
+        from_err_ptr(self.0.dentry).is_ok_and(|dentry| !dentry.is_null())
     }
 
     fn create(name: &CStr, parent: Option<Arc<Entry>>) -> Result<Self> {

@@ -18,6 +18,7 @@ use core::{
 };
 use kernel::{
     error::{
+        from_err_ptr,
         to_result,
         VTABLE_DEFAULT_ERROR, //
     },
@@ -287,7 +288,7 @@ impl Vcpu {
                 .read()
         };
         // `IS_ERR_OR_NULL()`: KVM leaves an error or NULL without debugfs.
-        if dir.is_null() || (dir as usize) >= (-(kernel::bindings::MAX_ERRNO as isize)) as usize {
+        if !from_err_ptr(dir).is_ok_and(|dir| !dir.is_null()) {
             return None;
         }
         // SAFETY: `dir` is the VM's live debugfs directory, whose `d_name`

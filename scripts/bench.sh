@@ -231,7 +231,8 @@ boot() {
 REPORTS='WARNING:|BUG:|Oops|general protection fault|kernel BUG at|Kernel panic|'\
 'possible circular locking|possible recursive locking|inconsistent lock state|'\
 'suspicious RCU usage|INFO: task .* blocked|KASAN:|UBSAN:|unreferenced object|'\
-'Call Trace:|scheduling while atomic|sleeping function called from invalid context'
+'Call Trace:|scheduling while atomic|sleeping function called from invalid context|'\
+'rcu: INFO:|detected stalls? on CPU|hard LOCKUP|non-static key'
 
 # Kernel reports from the console, the guest's dmesg and kmemleak, each
 # attributed to the MMU mode (or mutant) whose window it fell in, by the
@@ -266,6 +267,9 @@ reports() {
 			expect["alloc-failure"] && /vmalloc error:|page allocation failure:/ { pending++ }
 			pending && /Call Trace:/ { pending--; next }
 			match($0, /kmc-(mode|mutant): [^ ]+ (begin|end)/) {
+				# A window ends with its mode: a test killed inside one
+				# excuses nothing after it.
+				split("", expect); pending = 0
 				split(substr($0, RSTART, RLENGTH), m, " ")
 				w = m[3] == "begin" ? (m[1] == "kmc-mutant:" ? "mutant/" : "") m[2] : "boot"
 				next
@@ -280,7 +284,7 @@ reports() {
 }
 
 collect() {
-	local passed=0 failed=0 skipped=0 flaky=0 name res line log note tries
+	local passed=0 failed=0 skipped=0 flaky=0 name res line log note tries why
 	mkdir -p "$out/tests"
 	tr -d '\r' <"$out/results.log" >"$out/results.txt"
 	awk -v dir="$out/tests" '
@@ -303,7 +307,11 @@ collect() {
 		tries=${7:-tries=1} tries=${tries#tries=}
 		if [ "$tries" -gt 1 ] && [ "$res" != FAIL ]; then
 			flaky=$((flaky + 1))
-			note="  FLAKY: failed $((tries - 1))x ($log*.log), then passed"
+			# Why it could be run again (run-suite.sh, run_test).
+			why=$(awk -v t="$3" '$2 == "RETRY" && $3 == t {
+					for (i = 4; i <= NF; i++) if ($i ~ /^why=/) w = substr($i, 5) }
+				END { print w }' "$out/results.txt")
+			note="  FLAKY: failed $((tries - 1))x ($log*.log), then passed; retried: ${why:-?}"
 		fi
 		printf '%-4s %-60s %s%s\n' "$res" "$name" "${6#secs=}s" "$note"
 		if [ "$res" = FAIL ]; then
@@ -316,6 +324,14 @@ collect() {
 			sed 's/^/    | /' "$log.log" | tail -n 20
 		fi
 	done < <(grep '^@@@ END ' "$out/results.txt")
+	# A test that began and has no result (its END line lost, say glued
+	# to output that did not end in a newline) is a failure, not nothing.
+	while read -r name; do
+		failed=$((failed + 1))
+		printf '%-4s %-60s\n' FAIL "$flavor/$name (began, no result)"
+	done < <(awk '$1 == "@@@" && ($2 == "BEGIN" || $2 == "RETRY") { open[$3] = 1 }
+		$1 == "@@@" && $2 == "END" { delete open[$3] }
+		END { for (t in open) print t }' "$out/results.txt" | sort)
 	reports
 	local win n
 	# A mutant's reports are its catch (scripts/mutants.sh), not a failure.

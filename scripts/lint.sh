@@ -3,7 +3,7 @@
 #
 # Static checks, each reported as a test: rustfmt with the kernel's
 # settings, a CLIPPY=1 build with zero warnings, checkpatch --strict on the
-# seam series and the C selftests.
+# seam series and the C selftests, the suite's test list, the build order.
 #   lint.sh [--summary FILE]   (FILE gets "PASSED FAILED SKIPPED")
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -51,6 +51,22 @@ for f in "${csrc[@]}"; do
 	(cd "$ksrc" && scripts/checkpatch.pl --strict -q --no-tree -f "$KMC_ROOT/$f") >>"$tmp/cp" 2>&1 || rc=1
 done
 result lint/checkpatch $rc "$tmp/cp"
+
+# tests.list: the suite's plan (run-suite.sh) drops a line whose phase or
+# tag it does not know, so such a line is caught here.
+awk '/^[ \t]*(#|$)/ { next }
+	{
+		bad = ""
+		n = split($1, p, ":")
+		if (p[1] !~ /^(base|module|both)$/) bad = "phase " p[1]
+		nt = n > 1 ? split(p[2], t, ",") : 0
+		for (k = 1; k <= nt; k++)
+			if (t[k] !~ /^(release|debug|tdp|legacy|shadow|split|heavy)$/) bad = "tag " t[k]
+		if (NF < 4 || $3 !~ /^[0-9]+$/) bad = "not PHASE[:TAGS] NAME TIMEOUT COMMAND"
+		if (bad != "") { print FILENAME ":" FNR ": " bad ": " $0; err = 1 }
+	}
+	END { exit err }' "$KMC_ROOT/selftests/tests.list" >"$tmp/list" 2>&1
+result lint/tests-list $? "$tmp/list"
 
 # Kbuild users mix in-tree and bench builds in any order.
 "$KMC_ROOT/scripts/test-build-order.sh" >"$tmp/order" 2>&1

@@ -9,11 +9,15 @@
  * then each again (its MMIO SPTE is cached: no new table). With the module
  * loaded, every one of those tables must come from a cache the fault
  * topped up: allocs grow, nothing misses (a table taken without a topup
- * counts as a miss), and the counter equals a recount afterwards.
+ * counts as a miss). Last the vCPU writes a fresh page of a 2 MiB region
+ * it mapped before the MMIO reads, a fault that needs no new table: then
+ * its caches hold exactly a capacity each, and the counter equals that and
+ * a recount. Once the VM is gone, SecPageTables and the counter are back.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <linux/sizes.h>
 
@@ -26,17 +30,24 @@
 #define KMC_MMIO_REGIONS	8
 #define KMC_MMIO_VALUE		0x6b6d63006d6d696fULL
 #define KMC_MMIO_STRIDE		BIT_ULL(30)
+#define KMC_MEM_SLOT		10
+#define KMC_MEM_GPA		BIT_ULL(32)
+#define KMC_MEM_PAGES		512
 
-static void guest_code(u64 gva)
+static void guest_code(u64 gva, u64 mem)
 {
 	int pass, i;
 
+	/* Page 0 of @mem: the tables of its 2 MiB region, before any MMIO. */
+	WRITE_ONCE(*(u64 *)mem, KMC_MMIO_VALUE);
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < KMC_MMIO_REGIONS; i++)
 			GUEST_ASSERT_EQ(READ_ONCE(*(u64 *)(gva + i * KMC_MMIO_STRIDE)),
 					KMC_MMIO_VALUE + i);
 		GUEST_SYNC(pass);
 	}
+	/* Page 1: a fault whose tables exist, its topup refills the caches. */
+	WRITE_ONCE(*(u64 *)(mem + PAGE_SIZE), KMC_MMIO_VALUE);
 	GUEST_DONE();
 }
 
@@ -84,17 +95,21 @@ int main(int argc, char *argv[])
 	struct kvm_vm *vm;
 	int bound, pass, exits;
 	u64 gpa, top, i;
+	long before_kb;
 
 	TEST_ASSERT(mmio_caching_on(), "kvm.mmio_caching is off: no MMIO SPTEs to test");
-	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	/* 4 KiB host pages, or page 1 would need no fault at all. */
+	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
+	before_kb = kmc_sec_page_tables_kb();
+	vm = kmc_vm_with_memory(&vcpu, guest_code, KMC_MEM_GPA, KMC_MEM_SLOT, KMC_MEM_PAGES);
 	/* High in the guest's physical space, far from every memslot. */
 	top = (u64)(vm->max_gfn + 1) << vm->page_shift;
 	gpa = (top / 2) & ~(KMC_MMIO_STRIDE - 1);
-	TEST_ASSERT(gpa >= SZ_4G && gpa + KMC_MMIO_REGIONS * KMC_MMIO_STRIDE <= top,
+	TEST_ASSERT(gpa >= KMC_MEM_GPA + SZ_1G && gpa + KMC_MMIO_REGIONS * KMC_MMIO_STRIDE <= top,
 		    "guest physical space too small: 0x%lx bytes", top);
 	for (i = 0; i < KMC_MMIO_REGIONS; i++)
 		virt_pg_map(vm, gpa + i * KMC_MMIO_STRIDE, gpa + i * KMC_MMIO_STRIDE);
-	vcpu_args_set(vcpu, 1, gpa);
+	vcpu_args_set(vcpu, 2, gpa, KMC_MEM_GPA);
 
 	bound = kmc_loaded();
 	if (bound)
@@ -124,10 +139,17 @@ int main(int argc, char *argv[])
 			    KMC_MMIO_REGIONS);
 	}
 	kmc_run_to_done(vcpu);
-	if (bound)
+	if (bound) {
+		TEST_ASSERT_EQ(kmc_unused_pages(), kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
 		TEST_ASSERT_EQ(kmc_recount(), kmc_unused_pages());
+	}
 
 	kvm_vm_free(vm);
+	kmc_assert_sec_page_tables_back(before_kb);
+	if (bound) {
+		TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+		TEST_ASSERT_EQ(kmc_recount(), 0);
+	}
 	printf("ok: %d MMIO regions read twice%s\n", KMC_MMIO_REGIONS,
 	       bound ? ", their page tables from the module" : "");
 	return 0;

@@ -9,8 +9,11 @@
  *
  * A vCPU faults on a page registered with userfaultfd and waits there; a
  * thread reads kvm_mmu_cache/recount; then KVM_CREATE_VM must return within
- * 10 s. Afterwards the page is supplied, the vCPU finishes, the recount
- * returns and equals unused_pages.
+ * 10 s. Afterwards the page is supplied, the vCPU finishes (it writes the
+ * next page too, a fault that needs no new table), the recount returns and
+ * the vCPU's caches hold exactly a capacity each, served with no miss, equal
+ * to unused_pages and a recount. Once the VM is gone, SecPageTables and the
+ * counter are back.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +43,8 @@
 static void guest_code(u64 gva)
 {
 	WRITE_ONCE(*(u64 *)gva, 0x6b6d63);
+	/* Not registered with userfaultfd; its tables exist. */
+	WRITE_ONCE(*(u64 *)(gva + PAGE_SIZE), 0x6b6d63);
 	GUEST_DONE();
 }
 
@@ -97,11 +102,13 @@ int main(int argc, char *argv[])
 	struct pollfd pfd;
 	struct kvm_vm *vm;
 	int uffd, created;
+	long before_kb;
 	void *hva;
 
 	TEST_REQUIRE(kmc_loaded());
 	TEST_ASSERT(!prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), "PR_SET_THP_DISABLE");
 
+	before_kb = kmc_sec_page_tables_kb();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
 				    TEST_PAGES, 0);
@@ -114,7 +121,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(!ioctl(uffd, UFFDIO_API, &api), "UFFDIO_API");
 	hva = addr_gpa2hva(vm, TEST_GPA);
 	reg.range.start = (u64)hva;
-	reg.range.len = TEST_PAGES * PAGE_SIZE;
+	reg.range.len = PAGE_SIZE;
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 	TEST_ASSERT(!ioctl(uffd, UFFDIO_REGISTER, &reg), "UFFDIO_REGISTER");
 
@@ -145,10 +152,15 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(created, "KVM_CREATE_VM waited on a recount that waited on a vCPU in a fault");
 	pthread_join(create_tid, NULL);
 
+	/* The VM created meanwhile is gone: this VM's caches are all there is. */
+	TEST_ASSERT_EQ(kmc_unused_pages(), kmc_assert_vcpu_full(kmc_vm_dir(vm), 0));
 	TEST_ASSERT_EQ(kmc_recount(), kmc_unused_pages());
 	printf("recount during the fault: %ld; after: %ld\n", recount_value, kmc_recount());
 	close(uffd);
 	kvm_vm_free(vm);
+	kmc_assert_sec_page_tables_back(before_kb);
+	TEST_ASSERT_EQ(kmc_unused_pages(), 0);
+	TEST_ASSERT_EQ(kmc_recount(), 0);
 	printf("ok\n");
 	return 0;
 }

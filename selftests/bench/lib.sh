@@ -19,10 +19,24 @@ kvm_amd_params() {
 	esac
 }
 
+# What KVM made of them: "TDP_MMU NPT" as its parameters read after loading.
+kvm_mode_state() {
+	case $1 in
+	tdp) echo "Y Y" ;;
+	legacy) echo "N Y" ;;
+	shadow) echo "N N" ;;
+	esac
+}
+
 kvm_load() {
 	grep -q '^irqbypass ' /proc/modules || insmod $KO/irqbypass.ko || return 1
 	insmod $KO/kvm.ko $(kvm_params "$1") || return 1
 	insmod $KO/kvm-amd.ko $(kvm_amd_params "$1") || return 1
+	# A mode KVM did not take would run its tests as another mode's.
+	state="$(cat /sys/module/kvm/parameters/tdp_mmu) $(cat /sys/module/kvm_amd/parameters/npt)"
+	[ "$state" = "$(kvm_mode_state "$1")" ] && return 0
+	echo "MMU mode $1: kvm.tdp_mmu and kvm_amd.npt read \"$state\", not \"$(kvm_mode_state "$1")\""
+	return 1
 }
 
 kvm_unload() {

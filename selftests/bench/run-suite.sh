@@ -21,9 +21,10 @@
 # A test passes on exit 0. In the module phase a SKIP (exit 4) is a FAIL:
 # the module is there, so a test that cannot run is a test that did not
 # run. Only upstream tests are run again after a failure (see run_test):
-# without the module after any failure, with it (+kmc) only after the
-# emulator's own faults; the project's tests, which check what the module
-# did, never.
+# without the module after any failure; with it (+kmc) only after a
+# KVM_EXIT_SHUTDOWN, and only if the same test without the module needed
+# a retry earlier in this boot; never after a timeout with the module.
+# The project's tests, which check what the module did, run once.
 #
 # With MUTANTS (a space-separated list of names), the module phase of the
 # first mode runs once against each broken module in /kmc/modules/mutants/,
@@ -67,6 +68,8 @@ attempt() {	# timeout command...
 	kill $dog 2>/dev/null
 	wait $dog 2>/dev/null
 	cat /tmp/attempt.out
+	# The host reads "@@@ END" at the start of a line only.
+	[ -z "$(tail -c 1 /tmp/attempt.out)" ] || echo
 	# Nothing the test started outlives it.
 	kill -KILL -- -$pid 2>/dev/null
 	timed_out=
@@ -81,24 +84,24 @@ attempt() {	# timeout command...
 	fi
 }
 
-# An upstream test that fails is run again, in a fresh process, up to 3
-# runs in all: under TCG a nested guest sometimes triple-faults at once
-# (KVM_EXIT_SHUTDOWN) or stops making progress until the test's timeout,
-# without the module and on a kernel without the seam too (demand_paging_test
-# with userfaultfd and 2 vCPUs, TDP MMU, release kernel, without the module:
-# 1 shutdown and 2 stalls in 60 runs), and such faults come in runs, hence the
-# pause. With EMULATOR_ONLY set (a +kmc run) only those two failures are run
-# again: any other failure with the module is the module's. The host reports
-# a test that passes only on a later run as FLAKY, with the logs of the
-# failed runs; kernel reports are never retried. A project test (kmc/*)
-# runs twice at most, the second time only after a SHUTDOWN (SHUTDOWN_ONLY:
-# a timeout is not retried), and never in a mutant run.
+# An upstream test without the module that fails is run again, in a fresh
+# process, up to 3 runs in all: under TCG a nested guest sometimes
+# triple-faults at once (KVM_EXIT_SHUTDOWN) or stops making progress until
+# the test's timeout, without the module and on a kernel without the seam
+# too (demand_paging_test with userfaultfd and 2 vCPUs, TDP MMU, release
+# kernel, without the module: 1 shutdown and 2 stalls in 60 runs), and such
+# faults come in runs, hence the pause. With SHUTDOWN_ONLY set (a +kmc run
+# whose base run needed a retry in this boot) only a KVM_EXIT_SHUTDOWN is
+# run again: a timeout or any other failure with the module is the
+# module's. WHY says why a retry may happen, on each RETRY line. The host
+# reports a test that passes only on a later run as FLAKY, with the logs of
+# the failed runs; kernel reports are never retried.
 run_test() {	# name tries timeout command...
 	tn=$1; tries_max=$2; tmo=$3; shift 3
 	tries=${START_TRIES:-0}
 	# tmo= and try= tell the host's hang watchdog what to wait for.
 	if [ $tries -gt 0 ]; then
-		echo "@@@ RETRY $tn rc=hung boot=$KMC_BOOT tmo=$tmo try=$((tries + 1))"
+		echo "@@@ RETRY $tn rc=hung boot=$KMC_BOOT tmo=$tmo try=$((tries + 1)) why=no-module"
 	else
 		echo "@@@ BEGIN $tn tmo=$tmo try=1"
 	fi
@@ -111,10 +114,9 @@ run_test() {	# name tries timeout command...
 		[ $res = SKIP ] && [ $tries -gt 1 ] &&
 			{ res=FAIL; echo "SKIP after a failed run counts as a failure"; break; }
 		[ $res = FAIL ] && [ $tries -lt $tries_max ] || break
-		# SHUTDOWN_ONLY (a project test): a timeout is not retried.
-		[ -z "$EMULATOR_ONLY" ] || { [ -n "$timed_out" ] && [ -z "$SHUTDOWN_ONLY" ]; } ||
-			grep -qE 'exit_reason=SHUTDOWN|exit reason SHUTDOWN' /tmp/attempt.out || break
-		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start)) tmo=$tmo try=$((tries + 1))"
+		[ -z "$SHUTDOWN_ONLY" ] || { [ -z "$timed_out" ] &&
+			grep -qE 'exit_reason=SHUTDOWN|exit reason SHUTDOWN' /tmp/attempt.out; } || break
+		echo "@@@ RETRY $tn rc=$rc secs=$(($(date +%s) - start)) tmo=$tmo try=$((tries + 1)) why=$WHY"
 		sleep 5
 	done
 	end=$(date +%s)
@@ -127,8 +129,10 @@ run_step() {	# name command...
 	tn=$1$BOOT_SFX; shift
 	echo "@@@ BEGIN $tn"
 	start=$(date +%s)
-	"$@"
+	"$@" >/tmp/step.out 2>&1
 	rc=$?
+	cat /tmp/step.out
+	[ -z "$(tail -c 1 /tmp/step.out)" ] || echo
 	res=PASS
 	[ $rc = 0 ] || res=FAIL
 	echo "@@@ END $tn $res rc=$rc secs=$(($(date +%s) - start)) tries=1"
@@ -230,21 +234,22 @@ run_phase() {	# base|module mode prefix
 		[ -n "$MUTANT" ] && [ "$tmo" -gt 120 ] && tmo=120
 		precondition "$1" "$3" "$prev"
 		prev=$n
-		# A project test runs once more only after the emulator's
-		# triple fault (KVM_EXIT_SHUTDOWN), never in a mutant run.
-		SHUTDOWN_ONLY=
-		case $n in kmc/*) [ -z "$MUTANT" ] && SHUTDOWN_ONLY=1 ;; esac
+		tries=1 SHUTDOWN_ONLY= WHY=
 		if [ "$1" = base ]; then
-			tries=1 EMULATOR_ONLY=
-			case $n in upstream/*) tries=3 ;; esac
-			[ -n "$SHUTDOWN_ONLY" ] && tries=2 EMULATOR_ONLY=1
+			case $n in upstream/*) tries=3 WHY=no-module ;; esac
 			SKIP_FAILS=
 			run_test "$3$n" $tries "$tmo" "$bin" $args
+			# For its +kmc run (the list in this boot's /tmp).
+			[ "$LAST_TRIES" -gt 1 ] && echo "$3$n $LAST_TRIES" >>/tmp/base-retried
 			continue
 		fi
-		tries=1 EMULATOR_ONLY=1
-		case $n in upstream/*) tries=3 ;; esac
-		[ -n "$SHUTDOWN_ONLY" ] && tries=2
+		case $n in upstream/*+kmc)
+			base=$(awk -v t="$3${n%+kmc}" '$1 == t { print $2 }' /tmp/base-retried 2>/dev/null)
+			if [ -n "$base" ] && [ -z "$MUTANT" ]; then
+				tries=3 SHUTDOWN_ONLY=1 WHY=base-run-needed-$base-runs+shutdown
+				echo "@@@ INFO $3$n: run again after a KVM_EXIT_SHUTDOWN only: its run without the module needed $base runs in this boot"
+			fi ;;
+		esac
 		SKIP_FAILS=1
 		[ "$split" = - ] && split=
 		case $n in
@@ -260,6 +265,7 @@ run_mode() {	# mode
 	[ -e /tmp/resume ] && [ "$(cut -d/ -f1 /tmp/resume)" != "$mode" ] && return
 	kmsg "kmc-mode: $mode begin"
 	if ! run_step "$mode/setup/kvm_load" kvm_load "$mode"; then
+		kvm_unload 2>/dev/null
 		kmsg "kmc-mode: $mode end"
 		return
 	fi

@@ -175,6 +175,16 @@ boot_once() {	# boot-number timeout extra-kernel-args
 	done
 	wait $qpid || rc=$?
 	echo "boot $n: qemu exit status $rc" >>"$out/qemu.log"
+	# A mutant run's guest panics on an oops (oops=panic): the test it
+	# was running ended the boot, as a hang does.
+	if [ -z "$hung" ] && [ "$run" = mutants ] && ! grep -q '^@@@ DONE' "$res"; then
+		cur=$(running_test "$res")
+		if [ -n "$cur" ]; then
+			read -r _ name ttmo try <<<"$cur"
+			hung=$name hung_try=$try now=$(date +%s) seen=$now
+			echo "boot $n: the guest died during $name (see console.boot$n.log)" >>"$out/qemu.log"
+		fi
+	fi
 	[ -z "$hung" ] ||
 		echo "host: no result $((now - seen))s after this run began (timeout ${ttmo}s): the guest was stopped (boot $n)" >>"$res"
 	[ $rc -eq 137 ] && echo "guest killed after ${left}s" >>"$out/qemu.log"
@@ -201,6 +211,13 @@ boot() {
 		numa+=(-object "memory-backend-ram,id=m$i,size=$((mem / nodes))M"
 			-numa "node,nodeid=$i,cpus=$i,memdev=m$i")
 	done
+	# A mutant that hangs or oopses (oops=panic) the guest costs a boot:
+	# one each; and its hangs need less grace, as it caps each test at 120 s.
+	max_boots=4
+	if [ "$run" = mutants ]; then
+		max_boots=$(($(echo $mutants | wc -w) + 1)) extra_args+=" oops=panic"
+		HANG_GRACE=${KMC_HANG_GRACE:-60}
+	fi
 	rm -f "$out"/console*.log "$out"/results*.log "$out"/qemu-debug*.log "$out/qemu.log"
 	log "booting $flavor kernel, mode=$mode run=$run nodes=$nodes (timeout ${tmo}s)"
 	start=$(date +%s)
@@ -209,13 +226,16 @@ boot() {
 		[ $left -gt 60 ] || { echo "no time left for boot $n" >>"$out/qemu.log"; break; }
 		boot_once $n $left "console=ttyS0 panic=-1 loglevel=6 $extra_args kmc.mode=$mode kmc.run=$run kmc.filter=$filter kmc.flavor=$flavor${KMC_ROUNDS:+ kmc.rounds=$KMC_ROUNDS}${KMC_VARIANTS:+ kmc.variants=$KMC_VARIANTS}${KMC_VCPUS:+ kmc.vcpus=$KMC_VCPUS}${KMC_TESTS:+ kmc.tests=$KMC_TESTS}${mutants:+ kmc.mutants=${mutants// /,}}${KMC_HEAVY:+ kmc.heavy=$KMC_HEAVY} kmc.boot=$n$resume"
 		[ -n "$hung" ] || break
-		if [ "$run" = suite ] && [ $n -lt 4 ] && [ "$hung_try" -lt 3 ] &&
+		if [ "$run" = suite ] && [ $n -lt $max_boots ] && [ "$hung_try" -lt 3 ] &&
 			[[ $hung =~ ^[a-z]+/upstream/[^+]*$ ]]; then
 			resume=" kmc.resume=$hung kmc.resume_how=retry:$hung_try"
 		else
 			echo "@@@ END $hung FAIL rc=hung secs=? tries=$hung_try" >>"$out/results.boot$n.log"
-			{ [[ $run =~ ^(suite|mutants)$ ]] && [ $n -lt 4 ]; } || break
+			{ [[ $run =~ ^(suite|mutants)$ ]] && [ $n -lt $max_boots ]; } || break
 			resume=" kmc.resume=$hung kmc.resume_how=after"
+			# That mutant is caught; its kernel is not to be trusted
+			# with its other tests (each could hang it again).
+			[ "$run" = mutants ] && resume=" kmc.resume=$hung kmc.resume_how=next-mutant"
 		fi
 		log "boot $n: $hung hung the guest; booting again"
 		n=$((n + 1))

@@ -292,6 +292,12 @@ run_mutants() {	# mode
 	for m in $MUTANTS; do
 		# Resuming after a test of a later mutant hung the guest.
 		[ -e /tmp/resume ] && [ "$(cut -d/ -f2 /tmp/resume)" != "$m" ] && continue
+		# It hung or oopsed the guest (caught): go on with the next.
+		if [ -e /tmp/resume ] && [ "$KMC_RESUME_HOW" = next-mutant ]; then
+			rm /tmp/resume
+			echo "@@@ INFO mutant $m hung or oopsed the guest in $KMC_RESUME: its other tests are not run"
+			continue
+		fi
 		MUTANT=$m
 		kmsg "kmc-mutant: $m begin"
 		cp $KO/mutants/$m.ko $KO/kvm_mmu_cache.ko

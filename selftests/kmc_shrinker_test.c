@@ -493,6 +493,15 @@ static void hog(long full, long limit_kb)
 
 #define HUGEPAGES	"/proc/sys/vm/nr_hugepages"
 
+/* Asks for a pool of @nr huge pages: it may get fewer when growing. */
+static void write_hugepages(long nr)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", nr);
+	kmc_write_file(HUGEPAGES, buf);
+}
+
 /*
  * Takes all but about @keep_kb of the guest's available memory into the
  * HugeTLB pool, which costs no page clearing, so that the hog below fills
@@ -502,20 +511,16 @@ static void hog(long full, long limit_kb)
 static long shrink_free_memory(long keep_kb)
 {
 	long before = kmc_read_long(HUGEPAGES), take;
-	char buf[32];
 
 	take = (mem_available_kb() - keep_kb) / (SZ_2M / 1024);
-	if (take <= 0)
-		return before;
-	snprintf(buf, sizeof(buf), "%ld", before + take);
-	kmc_write_file(HUGEPAGES, buf);
+	if (take > 0)
+		write_hugepages(before + take);
 	return before;
 }
 
 static void test_pressure(void)
 {
 	long expected, freed, unused, hugepages;
-	char buf[32];
 	int status;
 	pid_t pid;
 
@@ -538,8 +543,7 @@ static void test_pressure(void)
 		hog(expected, 2 * mem_available_kb());
 	TEST_ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	kmc_write_file("/dev/kmsg", "kmc-expect: oom-kill end");
-	snprintf(buf, sizeof(buf), "%ld", hugepages);
-	kmc_write_file(HUGEPAGES, buf);
+	write_hugepages(hugepages);
 	TEST_ASSERT_EQ(kmc_read_long(HUGEPAGES), hugepages);
 	unused = kmc_unused_pages();
 	printf("memory hog (%s): unused_pages %ld -> %ld, shrinker freed %ld\n",
